@@ -1,0 +1,110 @@
+"""`videopipe operator`: run the operator against the current kubeconfig or in-cluster.
+
+kopf runs programmatically (`kopf.run`), with the handlers of `handlers.py`, the namespaces to
+serve (`--namespace`, repeatable, or `--all-namespaces`), and kopf peering off with
+`--standalone` (kopf's peering is priority-based, not a leader election: run one replica).
+Metrics and the health endpoints are served from threads before kopf starts, so a probe can
+see an operator that is starting. `main(argv) -> int` is what the `videopipe` console script
+and tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from videopipe import __version__
+
+from videopipe_operator.config import Config
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="videopipe operator",
+        description="Turn videos in S3 pending/ folders into Kubernetes Jobs (VideoSources).",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="serve VideoSources in this namespace (repeatable; default: $VIDEOPIPE_NAMESPACES, "
+        "else all namespaces)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="serve VideoSources cluster-wide"
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    parser.add_argument(
+        "--health-port", type=int, default=8080, help="/healthz and /readyz port (0: off)"
+    )
+    parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (0: off)")
+    parser.add_argument("--bind", default="0.0.0.0", help="address for the health/metrics ports")
+    parser.add_argument(
+        "--standalone", action="store_true", help="no kopf peering (run exactly one replica)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--version", action="version", version=f"videopipe {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        config = Config.from_env()
+    except ValueError as e:
+        print(f"videopipe operator: {e}", file=sys.stderr)
+        return 2
+
+    import kopf
+
+    from videopipe_operator import handlers, kube, metrics
+    from videopipe_operator.context import Context
+    from videopipe_operator.health import Health
+
+    level = "DEBUG" if args.verbose else "WARNING" if args.quiet else config.log_level.upper()
+    kopf.configure(debug=args.verbose, verbose=args.verbose, quiet=args.quiet)
+    logging.getLogger().setLevel(level)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+
+    namespaces = args.namespace or ([] if args.all_namespaces else config.namespace_list)
+    try:
+        api = kube.load_client(args.kubeconfig)
+    except Exception as e:
+        print(f"videopipe operator: cannot load Kubernetes credentials: {e}", file=sys.stderr)
+        return 2
+    ctx = Context(
+        kube=kube.Kube(api),
+        config=config,
+        health=Health(config.liveness_polls, config.liveness_grace_seconds),
+        in_cluster=kube.in_cluster(args.kubeconfig),
+    )
+    try:
+        metrics.serve(args.metrics_port, args.bind)
+        ctx.health.serve(args.health_port, args.bind)
+    except OSError as e:
+        print(f"videopipe operator: cannot listen: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger(__name__).info(
+        "videopipe operator %s serving %s",
+        __version__,
+        ", ".join(namespaces) if namespaces else "all namespaces",
+    )
+    assert handlers  # imported for its registrations
+    kopf.run(
+        standalone=args.standalone or None,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        memo=kopf.Memo(ctx=ctx),
+    )
+    ctx.health.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""Pure builders: (VideoSource, S3 object) → VideoJob, and VideoJob → Job manifest.
+
+The VideoJob snapshots everything its Job needs (storage, worker settings, Job limits) when it is
+created or retried, so that its Job is a pure function of the VideoJob: a VideoSource edit never
+changes a Job that is queued or running, and the same VideoJob always yields the same Job (name
+included), which is what makes "create, AlreadyExists means done" safe after a crash.
+
+The Job follows DESIGN.md §3: owned by its VideoJob (garbage collected with it), the restricted
+Pod Security profile with a read-only root filesystem and an emptyDir at /tmp, credentials only
+through secretKeyRef, `podFailurePolicy` that fails the Job at once on exit 2 (configuration) or 3
+(bad input) and ignores node disruption, `activeDeadlineSeconds` from the video's length, and
+`ttlSecondsAfterFinished` so that finished Jobs do not pile up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videopipe.layout import Folder
+from videopipe.report import TERMINATION_LOG_ENV, ExitCode
+from videopipe.s3 import S3Uri
+from videopipe.store import ObjectInfo
+from videopipe_operator import naming
+from videopipe_operator.config import Config
+from videopipe_operator.constants import (
+    ANNOTATION_ATTEMPT,
+    ANNOTATION_KEY,
+    API_VERSION,
+    APP_NAME,
+    AWS_ACCESS_KEY,
+    AWS_SECRET_KEY,
+    COMPONENT_VIDEOJOB,
+    COMPONENT_WORKER,
+    FINALIZER,
+    GEMINI_KEY,
+    GPU_NODE_LABEL,
+    GPU_RESOURCE,
+    LABEL_ACCELERATOR,
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_PATH_HASH,
+    LABEL_SOURCE,
+    LABEL_VIDEOJOB,
+    MANAGER,
+    SOURCE_KIND,
+    TERMINATION_LOG_PATH,
+    TMP_PATH,
+    VIDEOJOB_KIND,
+    WORKER_CONTAINER,
+    Accelerator,
+)
+from videopipe_operator.routing import Route
+from videopipe_operator.specs import SourceSpec, VideoJobView
+
+Json = dict[str, Any]
+RUN_AS = 1000
+
+
+def standard_labels(source: str, component: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: APP_NAME,
+        LABEL_INSTANCE: source,
+        LABEL_COMPONENT: component,
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_SOURCE: source,
+    }
+
+
+def source_reference(source: SourceSpec) -> Json:
+    """Enough of a VideoSource to be an Event's `involvedObject`."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": SOURCE_KIND,
+        "metadata": {"name": source.name, "namespace": source.namespace, "uid": source.uid},
+    }
+
+
+def videojob_spec_settings(source: SourceSpec, route: Route) -> Json:
+    """The part of a VideoJob spec copied from its source (refreshed on every retry)."""
+    spec: Json = {
+        **source.storage.to_spec(),
+        "accelerator": route.accelerator.value,
+        "estimatedDurationSeconds": route.duration_seconds,
+        "worker": dict(source.worker),
+        "jobs": source.jobs.to_spec(),
+    }
+    if source.accelerator.gpu_type:
+        spec["gpuType"] = source.accelerator.gpu_type
+    return spec
+
+
+def build_videojob(source: SourceSpec, obj: ObjectInfo, route: Route, *, attempt: int = 1) -> Json:
+    """A new VideoJob for `obj` (found in `pending/`), named from (source, key, identity)."""
+    layout = source.storage.layout
+    path = layout.path_of(obj.key, Folder.PENDING)
+    name = naming.videojob_name(source.name, obj.key, obj.identity)
+    labels = standard_labels(source.name, COMPONENT_VIDEOJOB)
+    labels[LABEL_ACCELERATOR] = route.accelerator.value
+    labels[LABEL_PATH_HASH] = naming.path_hash(source.name, path)
+    spec: Json = {
+        "source": source.name,
+        "key": obj.key,
+        "path": path,
+        "etag": obj.identity,
+        "objectETag": obj.etag,
+        "size": obj.size,
+        "attempt": attempt,
+        **videojob_spec_settings(source, route),
+    }
+    if obj.last_modified is not None:
+        spec["uploadedAt"] = obj.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": VIDEOJOB_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": source.namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_KEY: obj.key},
+            # Present from birth: a VideoJob deleted before kopf first sees it still cancels.
+            "finalizers": [FINALIZER],
+        },
+        "spec": spec,
+    }
+
+
+def input_uri(vj: VideoJobView) -> S3Uri:
+    return S3Uri(vj.storage.bucket, vj.storage.layout.key(Folder.PROCESSING, vj.path))
+
+
+def output_uri(vj: VideoJobView) -> S3Uri:
+    return S3Uri(vj.storage.bucket, vj.storage.layout.results_prefix(vj.path))
+
+
+def result_uris(vj: VideoJobView, summary: bool) -> dict[str, str]:
+    """Where the worker puts each result file (DESIGN.md §2), for `status.results`."""
+    base = output_uri(vj)
+    files = {
+        "transcript": "transcript.json",
+        "srt": "transcript.srt",
+        "vtt": "transcript.vtt",
+        "txt": "transcript.txt",
+        "summary": "summary.json",
+        "manifest": "manifest.json",
+    }
+    out = {"prefix": str(base)}
+    out.update({k: str(base.join(v)) for k, v in files.items() if summary or k != "summary"})
+    return out
+
+
+def active_deadline_seconds(vj: VideoJobView, config: Config) -> int:
+    if vj.jobs.active_deadline_seconds is not None:
+        return vj.jobs.active_deadline_seconds
+    factor = (
+        config.deadline_gpu_factor
+        if vj.accelerator is Accelerator.GPU
+        else config.deadline_cpu_factor
+    )
+    seconds = config.deadline_base_seconds + (vj.estimated_duration_seconds or 0) * factor
+    return int(min(config.deadline_max_seconds, max(60, seconds)))
+
+
+def worker_args(vj: VideoJobView) -> list[str]:
+    w = vj.worker
+    args = ["transcribe", str(input_uri(vj)), "--output", str(output_uri(vj))]
+    args += ["--device", "cuda" if vj.accelerator is Accelerator.GPU else "cpu"]
+    for flag, key in (
+        ("--model", "model"),
+        ("--language", "language"),
+        ("--compute-type", "computeType"),
+        ("--beam-size", "beamSize"),
+        ("--batch-size", "batchSize"),
+        ("--gemini-model", "geminiModel"),
+    ):
+        if w.get(key) not in (None, ""):
+            args += [flag, str(w[key])]
+    if w.get("wordTimestamps"):
+        args.append("--word-timestamps")
+    args.append("--summary" if w.get("summary") else "--no-summary")
+    if vj.storage.endpoint:
+        args += ["--endpoint-url", vj.storage.endpoint]
+    if vj.storage.region:
+        args += ["--region", vj.storage.region]
+    args += [str(a) for a in w.get("extraArgs") or []]
+    return args
+
+
+def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> Json:
+    ref: Json = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def worker_env(vj: VideoJobView) -> list[Json]:
+    env: list[Json] = [
+        {"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG_PATH},
+        {"name": "TMPDIR", "value": TMP_PATH},
+        {"name": "HOME", "value": TMP_PATH},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    if vj.storage.region:
+        env.append({"name": "AWS_REGION", "value": vj.storage.region})
+    if vj.storage.credentials_secret:
+        env.append(_secret_env(AWS_ACCESS_KEY, vj.storage.credentials_secret, AWS_ACCESS_KEY))
+        env.append(_secret_env(AWS_SECRET_KEY, vj.storage.credentials_secret, AWS_SECRET_KEY))
+    if vj.worker.get("geminiSecret"):
+        env.append(_secret_env(GEMINI_KEY, vj.worker["geminiSecret"], GEMINI_KEY))
+    reserved = {e["name"] for e in env}
+    env += [dict(e) for e in vj.worker.get("env") or [] if e.get("name") not in reserved]
+    return env
+
+
+def worker_resources(vj: VideoJobView, config: Config) -> Json:
+    configured = (vj.worker.get("resources") or {}).get(vj.accelerator.value)
+    default = config.gpu_resources if vj.accelerator is Accelerator.GPU else config.cpu_resources
+    chosen = configured if configured is not None else default
+    resources: Json = {k: dict(v) for k, v in chosen.items() if v}
+    if vj.accelerator is Accelerator.GPU:
+        resources.setdefault("limits", {})[GPU_RESOURCE] = 1
+        resources.setdefault("requests", {})[GPU_RESOURCE] = 1
+    return resources
+
+
+def _gpu_scheduling(gpu_type: str | None) -> Json:
+    expression: Json = {"key": GPU_NODE_LABEL, "operator": "Exists"}
+    if gpu_type:
+        expression = {"key": GPU_NODE_LABEL, "operator": "In", "values": [gpu_type]}
+    return {
+        "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [expression]}]
+                }
+            }
+        },
+    }
+
+
+def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -> Json:
+    """The Job for attempt `attempt` (default: the VideoJob's `spec.attempt`)."""
+    attempt = attempt or vj.attempt
+    name = naming.job_name(vj.name, attempt)
+    labels = standard_labels(vj.source, COMPONENT_WORKER)
+    labels[LABEL_VIDEOJOB] = vj.name
+    labels[LABEL_ACCELERATOR] = vj.accelerator.value
+    annotations = {ANNOTATION_KEY: vj.key, ANNOTATION_ATTEMPT: str(attempt)}
+    container: Json = {
+        "name": WORKER_CONTAINER,
+        "image": vj.worker.get("image") or config.worker_image,
+        "command": [config.worker_command],
+        "args": worker_args(vj),
+        "env": worker_env(vj),
+        "resources": worker_resources(vj, config),
+        "terminationMessagePath": TERMINATION_LOG_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "tmp", "mountPath": TMP_PATH}],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if vj.worker.get("imagePullPolicy"):
+        container["imagePullPolicy"] = vj.worker["imagePullPolicy"]
+    pod_spec: Json = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": config.tmp_size_limit}}],
+    }
+    if vj.worker.get("serviceAccountName"):
+        pod_spec["serviceAccountName"] = vj.worker["serviceAccountName"]
+    if vj.accelerator is Accelerator.GPU:
+        pod_spec.update(_gpu_scheduling(vj.gpu_type))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": vj.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": VIDEOJOB_KIND,
+                    "name": vj.name,
+                    "uid": vj.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": vj.jobs.backoff_limit,
+            "activeDeadlineSeconds": active_deadline_seconds(vj, config),
+            "ttlSecondsAfterFinished": vj.jobs.ttl_seconds_after_finished,
+            "completions": 1,
+            "parallelism": 1,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": WORKER_CONTAINER,
+                            "operator": "In",
+                            "values": [int(ExitCode.CONFIG), int(ExitCode.BAD_INPUT)],
+                        },
+                    },
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+__all__ = [
+    "active_deadline_seconds",
+    "build_job",
+    "build_videojob",
+    "input_uri",
+    "output_uri",
+    "result_uris",
+    "source_reference",
+    "standard_labels",
+    "videojob_spec_settings",
+    "worker_args",
+    "worker_env",
+]

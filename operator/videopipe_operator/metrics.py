@@ -1,0 +1,193 @@
+"""Prometheus metrics of the operator (DESIGN.md §5), served on `--metrics-port` at /metrics.
+
+Names: prefix `videopipe_`, base units, `_total` counters, `_seconds` histograms. Labels carry
+bounded values only: `source` (`<namespace>/<name>`), `accelerator` (cpu, gpu), `outcome`
+(succeeded, failed), `reason` (a CamelCase word from a bounded set), and `operation` (an S3 or
+Kubernetes API verb the operator itself issues); never a video key. Worker figures (audio
+seconds, real-time factor) arrive through the termination message, not a push gateway.
+
+The Grafana dashboard and alert rules (issue 6) may only use names defined here; a test parses
+their expressions against `ALL_METRICS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client.registry import REGISTRY
+
+WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+RTF_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250)
+
+VIDEOJOBS_CREATED = Counter(
+    "videopipe_videojobs_created_total",
+    "VideoJobs created for videos found in pending/.",
+    ["source", "accelerator"],
+)
+VIDEOJOBS_RETRIED = Counter(
+    "videopipe_videojobs_retried_total",
+    "Finished VideoJobs re-armed because their video was moved back to pending/.",
+    ["source", "accelerator"],
+)
+JOBS_STARTED = Counter(
+    "videopipe_jobs_started_total",
+    "Worker Jobs created (one per attempt).",
+    ["source", "accelerator"],
+)
+VIDEOJOBS_FINISHED = Counter(
+    "videopipe_videojobs_finished_total",
+    "VideoJobs that reached Succeeded or Failed, by reason.",
+    ["source", "accelerator", "outcome", "reason"],
+)
+IN_FLIGHT = Gauge(
+    "videopipe_videojobs_in_flight",
+    "VideoJobs whose Job is running.",
+    ["source", "accelerator"],
+)
+QUEUED = Gauge("videopipe_videojobs_queued", "VideoJobs waiting for a free slot.", ["source"])
+BACKLOG = Gauge(
+    "videopipe_backlog_objects", "Videos waiting in pending/ at the last poll.", ["source"]
+)
+INVALID_KEYS = Gauge(
+    "videopipe_invalid_keys", "Objects in pending/ that cannot be processed.", ["source"]
+)
+SOURCE_READY = Gauge(
+    "videopipe_source_ready", "1 if the source's bucket was reachable at the last poll.", ["source"]
+)
+QUEUE_WAIT = Histogram(
+    "videopipe_queue_wait_seconds",
+    "From upload to pending/ until the worker Job is created.",
+    ["source", "accelerator"],
+    buckets=WAIT_BUCKETS,
+)
+PROCESSING_DURATION = Histogram(
+    "videopipe_processing_duration_seconds",
+    "From Job creation until the outcome is recorded.",
+    ["source", "accelerator", "outcome"],
+    buckets=DURATION_BUCKETS,
+)
+AUDIO_SECONDS = Counter(
+    "videopipe_audio_seconds_total",
+    "Seconds of audio transcribed successfully.",
+    ["source", "accelerator"],
+)
+REALTIME_FACTOR = Histogram(
+    "videopipe_realtime_factor",
+    "Audio seconds per processing second, as the worker reported.",
+    ["source", "accelerator"],
+    buckets=RTF_BUCKETS,
+)
+S3_REQUESTS = Counter(
+    "videopipe_s3_requests_total", "S3 requests by the operator.", ["source", "operation"]
+)
+S3_ERRORS = Counter(
+    "videopipe_s3_errors_total",
+    "S3 requests that failed (expected answers such as 404 on HEAD are not errors).",
+    ["source", "operation", "reason"],
+)
+POLL_DURATION = Histogram(
+    "videopipe_poll_duration_seconds",
+    "Duration of one reconcile pass of a source (list, finish, start, prune).",
+    ["source"],
+    buckets=POLL_BUCKETS,
+)
+LAST_POLL = Gauge(
+    "videopipe_last_successful_poll_timestamp_seconds",
+    "Unix time of the last pass that listed pending/ successfully.",
+    ["source"],
+)
+KUBE_API_ERRORS = Counter(
+    "videopipe_kubernetes_api_errors_total",
+    "Kubernetes API calls that failed (not counting 404 and 409, which are answers).",
+    ["operation"],
+)
+RECONCILE_ERRORS = Counter(
+    "videopipe_reconcile_errors_total",
+    "Errors while reconciling a source or a VideoJob, by reason.",
+    ["source", "reason"],
+)
+
+ALL_METRICS = (
+    VIDEOJOBS_CREATED,
+    VIDEOJOBS_RETRIED,
+    JOBS_STARTED,
+    VIDEOJOBS_FINISHED,
+    IN_FLIGHT,
+    QUEUED,
+    BACKLOG,
+    INVALID_KEYS,
+    SOURCE_READY,
+    QUEUE_WAIT,
+    PROCESSING_DURATION,
+    AUDIO_SECONDS,
+    REALTIME_FACTOR,
+    S3_REQUESTS,
+    S3_ERRORS,
+    POLL_DURATION,
+    LAST_POLL,
+    KUBE_API_ERRORS,
+    RECONCILE_ERRORS,
+)
+
+_S3_EXPECTED = {304, 404, 412}  # not-modified, absent (HEAD), precondition: control flow
+_S3_REASONS = {
+    "NoSuchBucket": "BucketNotFound",
+    "AccessDenied": "AccessDenied",
+    "InvalidAccessKeyId": "AccessDenied",
+    "SignatureDoesNotMatch": "AccessDenied",
+    "SlowDown": "Throttled",
+    "ServiceUnavailable": "Unavailable",
+    "InternalError": "Unavailable",
+}
+
+
+def source_label(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def instrument_s3(s3_client: Any, source: str) -> Any:
+    """Count every request and failure of a boto3 S3 client (botocore event hooks)."""
+
+    def after_call(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any):
+        operation = getattr(model, "name", "Unknown")
+        S3_REQUESTS.labels(source=source, operation=operation).inc()
+        status = getattr(http_response, "status_code", 200)
+        if status >= 400 and status not in _S3_EXPECTED:
+            code = str(((parsed or {}).get("Error") or {}).get("Code", ""))
+            reason = _S3_REASONS.get(code, "StorageError")
+            S3_ERRORS.labels(source=source, operation=operation, reason=reason).inc()
+
+    def after_error(model: Any = None, exception: Any = None, **_: Any) -> None:
+        if exception is None:
+            return
+        operation = getattr(model, "name", "Unknown")
+        S3_REQUESTS.labels(source=source, operation=operation).inc()
+        S3_ERRORS.labels(source=source, operation=operation, reason="EndpointUnreachable").inc()
+
+    events = s3_client.meta.events
+    events.register("after-call.s3", after_call)
+    events.register("after-call-error.s3", after_error)
+    return s3_client
+
+
+def forget_source(source: str) -> None:
+    """Drop a deleted source's gauges so dashboards do not show a ghost."""
+    for gauge in (QUEUED, BACKLOG, INVALID_KEYS, SOURCE_READY, LAST_POLL):
+        with contextlib.suppress(KeyError):
+            gauge.remove(source)
+    for accelerator in ("cpu", "gpu"):
+        with contextlib.suppress(KeyError):
+            IN_FLIGHT.remove(source, accelerator)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Serve /metrics in a background thread (port 0 disables it)."""
+    if port:
+        start_http_server(port, addr=address, registry=REGISTRY)
+
+
+__all__ = ["ALL_METRICS", "instrument_s3", "serve", "source_label"]

@@ -1,0 +1,210 @@
+"""A finished Job becomes S3 folder moves, VideoJob status, an Event and metrics.
+
+Order matters for crash safety: first the S3 work (move `processing/<path>` to `completed/` or
+`failed/`, write `<path>.error.json`), which is idempotent; then the VideoJob status, which is
+the commit point; then the Event and the metrics, which happen once per commit. A crash before
+the status write repeats the S3 work harmlessly on the next pass; a crash after it changes
+nothing, because a finished VideoJob is not finished again. Cancellation ends here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from videopipe.layout import Folder
+from videopipe.store import MoveResult, Store, error_report
+from videopipe_operator import manifests, metrics, phases
+from videopipe_operator.constants import LABEL_VIDEOJOB, WORKER_CONTAINER, Phase, Reason
+from videopipe_operator.context import Context
+from videopipe_operator.specs import VideoJobView
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+
+
+def _job_condition(job: Json, type_: str) -> Json | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def _last_pod(pods: Iterable[Json], job_name: str) -> Json | None:
+    """The Job's most recently created pod."""
+    mine = [
+        p
+        for p in pods
+        if (p.get("metadata", {}).get("labels") or {}).get("batch.kubernetes.io/job-name")
+        == job_name
+        or (p.get("metadata", {}).get("labels") or {}).get("job-name") == job_name
+    ]
+    mine.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    return mine[-1] if mine else None
+
+
+def pod_outcome(pod: Json | None) -> phases.PodOutcome | None:
+    if pod is None:
+        return None
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for cs in statuses:
+        if cs.get("name") != WORKER_CONTAINER:
+            continue
+        term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get(
+            "terminated"
+        )
+        if term:
+            return phases.PodOutcome(
+                exit_code=term.get("exitCode"),
+                reason=term.get("reason"),
+                message=term.get("message"),
+                node=(pod.get("spec") or {}).get("nodeName"),
+            )
+    return phases.PodOutcome(exit_code=None, node=(pod.get("spec") or {}).get("nodeName"))
+
+
+def observe(job: Json | None, pods: Iterable[Json], job_name: str) -> phases.Observation:
+    """What Kubernetes recorded about one attempt's Job."""
+    if job is None:
+        return phases.Observation(job_found=False)
+    failed = _job_condition(job, "Failed")
+    return phases.Observation(
+        job_found=True,
+        complete=_job_condition(job, "Complete") is not None,
+        failed=failed is not None,
+        failed_reason=(failed or {}).get("reason"),
+        failed_message=(failed or {}).get("message"),
+        pod=pod_outcome(_last_pod(pods, job_name)),
+    )
+
+
+def finish_if_done(
+    ctx: Context, store: Store, vj: VideoJobView, job: Json | None, pods: Iterable[Json]
+) -> bool:
+    """Settle a Running VideoJob whose Job has finished (or vanished); True if it did."""
+    job_name = vj.job_name or f"{vj.name}-{vj.attempt}"
+    obs = observe(job, pods, job_name)
+    if not obs.job_found:
+        obs = phases.Observation(job_found=False, results_complete=store.results_complete(vj.path))
+    outcome = phases.decide(vj.effective_phase, obs)
+    if outcome is None:
+        return False
+    settle(ctx, store, vj, outcome)
+    return True
+
+
+def settle(ctx: Context, store: Store, vj: VideoJobView, outcome: phases.Outcome) -> MoveResult:
+    """Put the video in its final folder, then commit the VideoJob status, then tell people."""
+    now = ctx.now()
+    moved = _move_to_final(store, vj, outcome, now)
+    results = (
+        manifests.result_uris(vj, bool(vj.worker.get("summary"))) if outcome.succeeded else None
+    )
+    if moved is MoveResult.MISSING and outcome.reason != Reason.CANCELLED:
+        outcome = phases.Outcome(
+            outcome.phase,
+            outcome.reason,
+            f"{outcome.message} (the video was not found in processing/ to move it)",
+            outcome.exit_code,
+            outcome.report,
+        )
+    patch = phases.terminal_status(vj.status, vj.generation, now, outcome, results=results)
+    ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
+    where = "completed/" if outcome.succeeded else "failed/"
+    ctx.kube.post_event(
+        vj.raw,
+        outcome.reason,
+        f"{vj.path}: {outcome.message} Video in {where}."
+        if moved is not MoveResult.MISSING
+        else f"{vj.path}: {outcome.message}",
+        warning=not outcome.succeeded,
+    )
+    _record_metrics(vj, outcome, patch)
+    log.info("%s/%s %s (%s)", vj.namespace, vj.name, outcome.phase.value, outcome.reason)
+    return moved
+
+
+def _move_to_final(
+    store: Store, vj: VideoJobView, outcome: phases.Outcome, now: datetime
+) -> MoveResult:
+    dst = Folder.COMPLETED if outcome.succeeded else Folder.FAILED
+    common = {"identity": vj.etag, "attempts": vj.attempt, "videojob": vj.name}
+    moved = store.move(vj.path, Folder.PROCESSING, dst, **common)
+    if moved is MoveResult.MISSING and vj.effective_phase in (Phase.PENDING, Phase.QUEUED):
+        # Cancelled before it started: its video is still in pending/.
+        moved = store.move(vj.path, Folder.PENDING, dst, expect_etag=vj.object_etag, **common)
+    if outcome.succeeded:
+        _drop_stale(store, vj, Folder.FAILED)
+        store.delete_error(vj.path)
+    elif moved is not MoveResult.MISSING:
+        _drop_stale(store, vj, Folder.COMPLETED)
+        store.write_error(
+            vj.path,
+            error_report(
+                path=vj.path,
+                reason=outcome.reason,
+                message=outcome.message,
+                attempt=vj.attempt,
+                exit_code=outcome.exit_code,
+                videojob=vj.name,
+                job=vj.job_name,
+                source=vj.source,
+                worker=_report_fields(outcome),
+                when=now,
+            ),
+        )
+    return moved
+
+
+def _drop_stale(store: Store, vj: VideoJobView, folder: Folder) -> None:
+    """A video ends in exactly one final folder: remove our copy from the other one (a retry
+    whose user copied instead of moving, or a re-run after an earlier opposite outcome)."""
+    key = store.layout.key(folder, vj.path)
+    other = store.head(key)
+    if other is not None and other.identity == vj.etag:
+        store.delete(key)
+
+
+def _report_fields(outcome: phases.Outcome) -> Json | None:
+    report = outcome.report
+    if report is None:
+        return None
+    fields = {
+        "reason": report.reason,
+        "exitCode": report.exit_code,
+        "audioSeconds": report.audio_seconds,
+        "model": report.model,
+        "device": report.device,
+        "timings": report.timings or None,
+    }
+    return {k: v for k, v in fields.items() if v not in (None, "")}
+
+
+def _record_metrics(vj: VideoJobView, outcome: phases.Outcome, patch: Json) -> None:
+    source = metrics.source_label(vj.namespace, vj.source)
+    accel = vj.accelerator.value
+    outcome_label = "succeeded" if outcome.succeeded else "failed"
+    metrics.VIDEOJOBS_FINISHED.labels(
+        source=source, accelerator=accel, outcome=outcome_label, reason=outcome.reason
+    ).inc()
+    if patch.get("durationSeconds") is not None:
+        metrics.PROCESSING_DURATION.labels(
+            source=source, accelerator=accel, outcome=outcome_label
+        ).observe(patch["durationSeconds"])
+    report = outcome.report
+    if outcome.succeeded and report is not None:
+        if report.audio_seconds:
+            metrics.AUDIO_SECONDS.labels(source=source, accelerator=accel).inc(report.audio_seconds)
+        if report.realtime_factor:
+            metrics.REALTIME_FACTOR.labels(source=source, accelerator=accel).observe(
+                report.realtime_factor
+            )
+
+
+def videojob_of(job: Json) -> str | None:
+    return (job.get("metadata", {}).get("labels") or {}).get(LABEL_VIDEOJOB)
+
+
+__all__ = ["finish_if_done", "observe", "pod_outcome", "settle", "videojob_of"]

@@ -1,0 +1,328 @@
+"""One reconcile pass of a VideoSource: finish, discover, start, prune, report.
+
+The source daemon calls this every poll interval (or sooner, when a Job changes), holding the
+source's lock. Everything is read from the cluster and the bucket at the start of the pass; no
+memory of earlier passes is trusted. The steps, in order:
+
+1. finish: Running VideoJobs whose Job completed or failed are settled (`outcomes`);
+2. discover: `pending/` is listed (paginated) and, within the queue window, new videos get
+   VideoJobs and videos moved back from `failed/` re-arm theirs (`discovery`);
+3. start: while fewer than `maxConcurrentJobs` Jobs are unfinished, the longest-waiting
+   VideoJobs are started (`starts`); the others are marked Queued;
+4. prune: finished VideoJobs beyond the history limits are deleted;
+5. report: the source's status (Ready, backlog, running, queued), Events on changes, gauges.
+
+A problem with the source as a whole (Secret, bucket, endpoint) skips the S3 steps and shows as
+the Ready condition; a problem with one video is logged, counted and retried next pass, and
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from videopipe.store import ObjectInfo, Store, StoreError
+
+from videopipe_operator import (
+    conditions,
+    discovery,
+    metrics,
+    naming,
+    outcomes,
+    phases,
+    planning,
+    sources,
+    starts,
+)
+from videopipe_operator.constants import LABEL_SOURCE, LABEL_VIDEOJOB, Condition, Phase, Reason
+from videopipe_operator.context import Context
+from videopipe_operator.specs import SourceSpec, VideoJobView
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+MAX_KEY_EVENTS = 10  # per pass; the condition lists the rest
+
+
+@dataclass
+class PassResult:
+    poll_interval: float
+    ready: bool
+    backlog: int = 0
+    running: int = 0
+    queued: int = 0
+    started: int = 0
+    finished: int = 0
+    created: int = 0
+
+
+@dataclass
+class ClusterState:
+    videojobs: list[VideoJobView]
+    jobs: dict[str, Json]
+    pods: list[Json]
+
+    @classmethod
+    def read(cls, ctx: Context, namespace: str, source: str) -> ClusterState:
+        vjs = []
+        for body in ctx.kube.list_videojobs(namespace, source):
+            try:
+                vjs.append(VideoJobView.parse(body))
+            except (KeyError, ValueError) as e:
+                name = body.get("metadata", {}).get("name")
+                log.warning("%s/%s: malformed VideoJob ignored: %s", namespace, name, e)
+        jobs = {j["metadata"]["name"]: j for j in ctx.kube.list_jobs(namespace, source)}
+        return cls(vjs, jobs, ctx.kube.list_pods(namespace, source))
+
+    @property
+    def unfinished_jobs(self) -> int:
+        return sum(1 for job in self.jobs.values() if planning.is_unfinished_job(job))
+
+
+def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | None:
+    """One pass; None if the VideoSource no longer exists."""
+    body = ctx.kube.get_source(namespace, name)
+    if body is None:
+        return None
+    source = SourceSpec.parse(body)
+    label = metrics.source_label(namespace, name)
+    started_at = time.monotonic()
+    result = PassResult(poll_interval=source.poll_interval_seconds, ready=False)
+    problem: sources.SourceProblem | None = None
+    invalid: list[str] = []
+    store: Store | None = None
+    try:
+        store = sources.connect(ctx.kube, ctx.config, namespace, source.storage, label)
+        sources.check_bucket(store, source.storage)
+    except sources.SourceProblem as e:
+        problem, store = e, None
+
+    state = ClusterState.read(ctx, namespace, name)
+    if store is not None:
+        result.finished = _finish(ctx, store, state, label)
+        try:
+            invalid, result.backlog, result.created = _discover(ctx, store, source, state, label)
+            metrics.LAST_POLL.labels(source=label).set(time.time())
+        except StoreError as e:
+            problem = sources.SourceProblem(str(e.reason), f"listing pending/ failed: {e}")
+        try:
+            sources.check_worker_secrets(ctx.kube, namespace, source.worker)
+        except sources.SourceProblem as e:
+            problem = problem or e
+        # Re-read: this pass created, re-armed and finished VideoJobs and Jobs.
+        state = ClusterState.read(ctx, namespace, name)
+        result.started = _start(ctx, store, source, state, label, can_start=problem is None)
+        _prune(ctx, source, state)
+
+    result.ready = problem is None
+    result.running = sum(1 for vj in state.videojobs if vj.effective_phase is Phase.RUNNING)
+    result.queued = sum(
+        1 for vj in state.videojobs if vj.effective_phase in (Phase.PENDING, Phase.QUEUED)
+    )
+    _report(ctx, body, source, result, problem, invalid, state)
+    metrics.POLL_DURATION.labels(source=label).observe(time.monotonic() - started_at)
+    return result
+
+
+def _finish(ctx: Context, store: Store, state: ClusterState, label: str) -> int:
+    done = 0
+    for vj in state.videojobs:
+        if vj.deleting or vj.effective_phase is not Phase.RUNNING:
+            continue
+        job_name = vj.job_name or naming.job_name(vj.name, vj.attempt)
+        try:
+            if outcomes.finish_if_done(ctx, store, vj, state.jobs.get(job_name), state.pods):
+                done += 1
+        except Exception as e:
+            _error(label, vj, "finish", e)
+    return done
+
+
+def _discover(
+    ctx: Context, store: Store, source: SourceSpec, state: ClusterState, label: str
+) -> tuple[list[str], int, int]:
+    listed: list[ObjectInfo] = list(store.list_pending(limit=ctx.config.max_listed_objects))
+    vjs = state.videojobs
+    active = sum(1 for vj in vjs if vj.active)
+    plan = planning.plan_discovery(
+        source.name,
+        store.layout,
+        listed,
+        vjs,
+        budget=max(0, source.max_active - active),
+        fits=store.fits,
+    )
+    by_name = {vj.name: vj for vj in vjs}
+    created = 0
+    for obj, existing in plan.candidates:
+        try:
+            if discovery.claim(ctx, store, source, obj, existing, by_name):
+                created += 1
+        except Exception as e:
+            _error(label, None, "discover", e, key=obj.key)
+    metrics.BACKLOG.labels(source=label).set(plan.backlog)
+    metrics.INVALID_KEYS.labels(source=label).set(len(plan.invalid))
+    return plan.invalid, plan.backlog, created
+
+
+def _start(
+    ctx: Context,
+    store: Store,
+    source: SourceSpec,
+    state: ClusterState,
+    label: str,
+    can_start: bool,
+) -> int:
+    running = state.unfinished_jobs
+    chosen = (
+        planning.plan_starts(state.videojobs, state.jobs, running, source.max_concurrent_jobs)
+        if can_start
+        else []
+    )
+    started = 0
+    for vj in chosen:
+        exists = naming.job_name(vj.name, vj.attempt) in state.jobs
+        try:
+            if starts.start(ctx, store, source, vj, job_exists=exists):
+                started += 1
+                running += 0 if exists else 1
+        except Exception as e:
+            _error(label, vj, "start", e)
+    chosen_names = {vj.name for vj in chosen}
+    for vj in state.videojobs:
+        if vj.deleting or vj.name in chosen_names:
+            continue
+        if vj.effective_phase in (Phase.PENDING, Phase.QUEUED):
+            try:
+                starts.queue(ctx, vj, running, source.max_concurrent_jobs)
+            except Exception as e:
+                _error(label, vj, "queue", e)
+    return started
+
+
+def _prune(ctx: Context, source: SourceSpec, state: ClusterState) -> None:
+    for vj in planning.plan_prune(
+        state.videojobs, source.jobs.successful_history_limit, source.jobs.failed_history_limit
+    ):
+        ctx.kube.delete_videojob(vj.namespace, vj.name)
+        log.info("%s/%s pruned (history limit)", vj.namespace, vj.name)
+
+
+def _report(
+    ctx: Context,
+    body: Json,
+    source: SourceSpec,
+    result: PassResult,
+    problem: sources.SourceProblem | None,
+    invalid: list[str],
+    state: ClusterState,
+) -> None:
+    now = phases.iso(ctx.now())
+    old = body.get("status") or {}
+    conds = old.get("conditions") or []
+    was_ready = conditions.find(conds, Condition.READY)
+    if problem is None:
+        message = (
+            f"Polling every {source.poll_interval_seconds} s: {result.backlog} waiting, "
+            f"{result.running} running, {result.queued} queued."
+        )
+        conds = conditions.set_condition(
+            conds, Condition.READY, True, Reason.POLLING, message, now, source.generation
+        )
+    else:
+        conds = conditions.set_condition(
+            conds, Condition.READY, False, problem.reason, problem.message, now, source.generation
+        )
+    if invalid:
+        shown = ", ".join(repr(k) for k in invalid[:5])
+        more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
+        conds = conditions.set_condition(
+            conds,
+            Condition.KEYS_VALID,
+            False,
+            Reason.INVALID_KEY,
+            f"{len(invalid)} object(s) in pending/ cannot be processed (key too long for the "
+            f"folder layout): {shown}{more}. They stay where they are.",
+            now,
+            source.generation,
+        )
+    else:
+        conds = conditions.set_condition(
+            conds, Condition.KEYS_VALID, True, Reason.ALL_KEYS_VALID, "", now, source.generation
+        )
+    patch: Json = {
+        "observedGeneration": source.generation,
+        "lastPollTime": now,
+        "backlog": result.backlog,
+        "running": result.running,
+        "queued": result.queued,
+        "invalidKeys": len(invalid),
+        "conditions": conds,
+    }
+    if problem is None:
+        patch["lastSuccessfulPollTime"] = now
+    ctx.kube.patch_source_status(source.namespace, source.name, patch)
+    _events(ctx, body, source, problem, was_ready, invalid)
+    _gauges(source, result, state)
+
+
+def _events(
+    ctx: Context,
+    body: Json,
+    source: SourceSpec,
+    problem: sources.SourceProblem | None,
+    was_ready: Json | None,
+    invalid: list[str],
+) -> None:
+    before = (was_ready or {}).get("status")
+    if problem is not None and (before != "False" or was_ready.get("reason") != problem.reason):
+        ctx.kube.post_event(body, problem.reason, problem.message, warning=True)
+    elif problem is None and before != "True":
+        ctx.kube.post_event(body, Reason.SOURCE_READY, f"Bucket {source.storage.bucket} reachable.")
+    key = (source.namespace, source.name)
+    for bad in ctx.coordination.newly_reported(key, invalid)[:MAX_KEY_EVENTS]:
+        ctx.kube.post_event(
+            body,
+            Reason.INVALID_KEY,
+            f"{bad!r} cannot be processed: its folder-layout keys would exceed S3's "
+            "1,024-byte limit. Rename it with a shorter path; it stays in pending/.",
+            warning=True,
+        )
+
+
+def _gauges(source: SourceSpec, result: PassResult, state: ClusterState) -> None:
+    label = metrics.source_label(source.namespace, source.name)
+    metrics.SOURCE_READY.labels(source=label).set(1 if result.ready else 0)
+    metrics.QUEUED.labels(source=label).set(result.queued)
+    for accel in ("cpu", "gpu"):
+        metrics.IN_FLIGHT.labels(source=label, accelerator=accel).set(
+            sum(
+                1
+                for vj in state.videojobs
+                if vj.effective_phase is Phase.RUNNING and vj.accelerator.value == accel
+            )
+        )
+
+
+def _error(
+    label: str, vj: VideoJobView | None, step: str, exc: Exception, key: str | None = None
+) -> None:
+    reason = str(getattr(exc, "reason", "")) or type(exc).__name__
+    metrics.RECONCILE_ERRORS.labels(source=label, reason=phases.safe_reason(reason, "Error")).inc()
+    what = f"{vj.namespace}/{vj.name}" if vj else repr(key)
+    log.warning("%s: %s failed for %s: %s", label, step, what, exc, exc_info=log.isEnabledFor(10))
+
+
+def wake_source_of(job: Json) -> tuple[str, str] | None:
+    """The (namespace, source) a Job belongs to, for waking its daemon."""
+    meta = job.get("metadata", {})
+    labels = meta.get("labels") or {}
+    if LABEL_VIDEOJOB not in labels:
+        return None
+    source = labels.get(LABEL_SOURCE)
+    return (meta.get("namespace", ""), source) if source else None
+
+
+__all__ = ["ClusterState", "PassResult", "reconcile_source", "wake_source_of"]

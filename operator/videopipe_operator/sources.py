@@ -1,0 +1,111 @@
+"""S3 access for a VideoSource (or a VideoJob's snapshot of it): credentials, client, checks.
+
+The operator reads the same Secret its workers get through secretKeyRef (or, with no
+`credentialsSecret`, uses the default credential chain, e.g. GKE Workload Identity). Problems
+that no retry of a single video fixes (a missing Secret, an absent bucket, an endpoint that does
+not answer) become a `SourceProblem` with a reason, which the caller turns into the source's
+Ready condition and an Event. boto3 clients are cached per endpoint and credentials, since
+building one costs more than a poll.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from videopipe.s3 import make_client
+from videopipe.store import Store, StoreError
+from videopipe_operator import metrics
+from videopipe_operator.config import Config
+from videopipe_operator.constants import AWS_ACCESS_KEY, AWS_SECRET_KEY, GEMINI_KEY, Reason
+from videopipe_operator.kube import Kube
+from videopipe_operator.specs import Storage
+
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+_MAX_CLIENTS = 64
+
+
+class SourceProblem(Exception):
+    """A configuration or reachability problem of a whole source."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _client(config: Config, storage: Storage, access: str | None, secret: str | None, label: str):
+    key = (storage.endpoint, storage.region, access, secret, label)
+    with _CLIENTS_LOCK:
+        cached = _CLIENTS.get(key)
+        if cached is not None:
+            return cached
+        if len(_CLIENTS) >= _MAX_CLIENTS:
+            _CLIENTS.clear()
+        client = make_client(
+            storage.endpoint,
+            storage.region,
+            access_key=access,
+            secret_key=secret,
+            max_attempts=config.s3_max_attempts,
+            connect_timeout=config.s3_connect_timeout,
+            read_timeout=config.s3_read_timeout,
+        )
+        _CLIENTS[key] = metrics.instrument_s3(client, label)
+        return client
+
+
+def connect(kube: Kube, config: Config, namespace: str, storage: Storage, label: str) -> Store:
+    """A Store for `storage`, with credentials from its Secret; SourceProblem if unusable."""
+    access = secret = None
+    if storage.credentials_secret:
+        data = kube.secret_data(namespace, storage.credentials_secret)
+        if data is None:
+            raise SourceProblem(
+                Reason.SECRET_NOT_FOUND,
+                f"Secret {storage.credentials_secret!r} not found in namespace {namespace!r}; "
+                f"create it with keys {AWS_ACCESS_KEY} and {AWS_SECRET_KEY}.",
+            )
+        access, secret = data.get(AWS_ACCESS_KEY), data.get(AWS_SECRET_KEY)
+        if not access or not secret:
+            raise SourceProblem(
+                Reason.SECRET_INVALID,
+                f"Secret {storage.credentials_secret!r} must have non-empty keys "
+                f"{AWS_ACCESS_KEY} and {AWS_SECRET_KEY}.",
+            )
+    client = _client(config, storage, access, secret, label)
+    return Store(client, storage.bucket, storage.layout)
+
+
+def check_bucket(store: Store, storage: Storage) -> None:
+    """SourceProblem unless the bucket answers."""
+    try:
+        store.check_bucket()
+    except StoreError as e:
+        where = storage.endpoint or "the default S3 endpoint"
+        hints = {
+            "BucketNotFound": f"bucket {storage.bucket!r} does not exist at {where}",
+            "AccessDenied": f"access to bucket {storage.bucket!r} denied: check the credentials",
+            "EndpointUnreachable": f"S3 endpoint {where} did not answer",
+        }
+        raise SourceProblem(
+            str(e.reason), f"{hints.get(str(e.reason), 'S3 error')}: {e.message}"
+        ) from e
+
+
+def check_worker_secrets(kube: Kube, namespace: str, worker: dict[str, Any]) -> None:
+    """SourceProblem if the Gemini Secret the workers need is missing (no Job would start)."""
+    name = worker.get("geminiSecret")
+    if not name:
+        return
+    data = kube.secret_data(namespace, name)
+    if data is None or not data.get(GEMINI_KEY):
+        raise SourceProblem(
+            Reason.SECRET_NOT_FOUND,
+            f"Secret {name!r} with key {GEMINI_KEY} not found in namespace {namespace!r}; "
+            "videos wait in pending/ until it exists.",
+        )
+
+
+__all__ = ["SourceProblem", "check_bucket", "check_worker_secrets", "connect"]

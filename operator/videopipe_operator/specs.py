@@ -1,0 +1,240 @@
+"""Typed, defaulted views of VideoSource and VideoJob objects (plain dicts from the API).
+
+The CRD schemas already reject nonsense and fill most defaults, but an object written before a
+default existed, or read from a test, may lack them: defaults are applied here once, so the pure
+modules (routing, manifests, phases, planning) never poke into nested dicts with `.get` chains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from videopipe.layout import Layout
+from videopipe_operator.constants import Accelerator, Phase, Policy
+
+Json = dict[str, Any]
+
+DEFAULT_POLL_SECONDS = 15
+DEFAULT_MAX_CONCURRENT = 4
+DEFAULT_QUEUE_WINDOW = 2
+DEFAULT_GPU_MIN_DURATION = 600.0
+DEFAULT_BITRATE_KBPS = 2000
+DEFAULT_BACKOFF_LIMIT = 1
+DEFAULT_TTL_SECONDS = 3600
+DEFAULT_HISTORY = 50
+
+
+def _int(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class JobsSpec:
+    backoff_limit: int = DEFAULT_BACKOFF_LIMIT
+    ttl_seconds_after_finished: int = DEFAULT_TTL_SECONDS
+    active_deadline_seconds: int | None = None  # None: computed from the video's duration
+    successful_history_limit: int = DEFAULT_HISTORY
+    failed_history_limit: int = DEFAULT_HISTORY
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> JobsSpec:
+        raw = raw or {}
+        deadline = raw.get("activeDeadlineSeconds")
+        return cls(
+            backoff_limit=_int(raw.get("backoffLimit"), DEFAULT_BACKOFF_LIMIT),
+            ttl_seconds_after_finished=_int(
+                raw.get("ttlSecondsAfterFinished"), DEFAULT_TTL_SECONDS
+            ),
+            active_deadline_seconds=None if deadline is None else int(deadline),
+            successful_history_limit=_int(raw.get("successfulHistoryLimit"), DEFAULT_HISTORY),
+            failed_history_limit=_int(raw.get("failedHistoryLimit"), DEFAULT_HISTORY),
+        )
+
+    def to_spec(self) -> Json:
+        out: Json = {
+            "backoffLimit": self.backoff_limit,
+            "ttlSecondsAfterFinished": self.ttl_seconds_after_finished,
+        }
+        if self.active_deadline_seconds is not None:
+            out["activeDeadlineSeconds"] = self.active_deadline_seconds
+        return out
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    policy: Policy = Policy.AUTO
+    gpu_min_duration_seconds: float = DEFAULT_GPU_MIN_DURATION
+    assumed_bitrate_kbps: int = DEFAULT_BITRATE_KBPS
+    gpu_type: str | None = None  # value of cloud.google.com/gke-accelerator, e.g. nvidia-tesla-t4
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> AcceleratorSpec:
+        raw = raw or {}
+        return cls(
+            policy=Policy(raw.get("policy") or Policy.AUTO),
+            gpu_min_duration_seconds=float(
+                raw.get("gpuMinDurationSeconds", DEFAULT_GPU_MIN_DURATION)
+            ),
+            assumed_bitrate_kbps=_int(raw.get("assumedBitrateKbps"), DEFAULT_BITRATE_KBPS),
+            gpu_type=raw.get("gpuType") or None,
+        )
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a source's objects live and how to reach them (shared by operator and workers)."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    credentials_secret: str | None = None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.prefix)
+
+    def to_spec(self) -> Json:
+        out: Json = {"bucket": self.bucket, "prefix": self.layout.prefix}
+        for key, value in (
+            ("endpoint", self.endpoint),
+            ("region", self.region),
+            ("credentialsSecret", self.credentials_secret),
+        ):
+            if value:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    storage: Storage
+    poll_interval_seconds: int = DEFAULT_POLL_SECONDS
+    max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT
+    queue_window: int = DEFAULT_QUEUE_WINDOW
+    accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
+    worker: Json = field(default_factory=dict)  # snapshotted verbatim into each VideoJob
+    jobs: JobsSpec = field(default_factory=JobsSpec)
+
+    @classmethod
+    def parse(cls, body: Json) -> SourceSpec:
+        meta, spec = body.get("metadata", {}), body.get("spec", {})
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation", 0)),
+            storage=Storage(
+                bucket=spec["bucket"],
+                prefix=spec.get("prefix") or "",
+                endpoint=spec.get("endpoint") or None,
+                region=spec.get("region") or None,
+                credentials_secret=spec.get("credentialsSecret") or None,
+            ),
+            poll_interval_seconds=_int(spec.get("pollIntervalSeconds"), DEFAULT_POLL_SECONDS),
+            max_concurrent_jobs=_int(spec.get("maxConcurrentJobs"), DEFAULT_MAX_CONCURRENT),
+            queue_window=_int(spec.get("queueWindow"), DEFAULT_QUEUE_WINDOW),
+            accelerator=AcceleratorSpec.parse(spec.get("accelerator")),
+            worker=dict(spec.get("worker") or {}),
+            jobs=JobsSpec.parse(spec.get("jobs")),
+        )
+
+    @property
+    def max_active(self) -> int:
+        """VideoJobs that may exist unfinished at once: the running slots plus the queue window."""
+        return self.max_concurrent_jobs + self.queue_window
+
+
+@dataclass(frozen=True)
+class VideoJobView:
+    """A VideoJob as the operator reasons about it; `raw` keeps the object for writing back."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    deleting: bool
+    created: str
+    source: str
+    storage: Storage
+    key: str
+    path: str
+    etag: str
+    object_etag: str
+    size: int
+    uploaded_at: str | None
+    attempt: int
+    accelerator: Accelerator
+    estimated_duration_seconds: float | None
+    gpu_type: str | None
+    worker: Json
+    jobs: JobsSpec
+    phase: Phase
+    attempts: int
+    job_name: str | None
+    observed_generation: int
+    status: Json
+    raw: Json
+
+    @classmethod
+    def parse(cls, body: Json) -> VideoJobView:
+        meta, spec, status = body["metadata"], body.get("spec", {}), body.get("status") or {}
+        raw_phase = status.get("phase")
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation", 1)),
+            deleting=bool(meta.get("deletionTimestamp")),
+            created=meta.get("creationTimestamp") or "",
+            source=spec["source"],
+            storage=Storage(
+                bucket=spec["bucket"],
+                prefix=spec.get("prefix") or "",
+                endpoint=spec.get("endpoint") or None,
+                region=spec.get("region") or None,
+                credentials_secret=spec.get("credentialsSecret") or None,
+            ),
+            key=spec["key"],
+            path=spec["path"],
+            etag=spec["etag"],
+            object_etag=spec.get("objectETag") or spec["etag"],
+            size=int(spec.get("size") or 0),
+            uploaded_at=spec.get("uploadedAt"),
+            attempt=int(spec.get("attempt") or 1),
+            accelerator=Accelerator(spec.get("accelerator") or Accelerator.CPU),
+            estimated_duration_seconds=spec.get("estimatedDurationSeconds"),
+            gpu_type=spec.get("gpuType") or None,
+            worker=dict(spec.get("worker") or {}),
+            jobs=JobsSpec.parse(spec.get("jobs")),
+            phase=Phase(raw_phase) if raw_phase in Phase.__members__.values() else Phase.PENDING,
+            attempts=int(status.get("attempts") or 0),
+            job_name=status.get("jobName") or None,
+            observed_generation=int(status.get("observedGeneration") or 0),
+            status=status,
+            raw=body,
+        )
+
+    @property
+    def effective_phase(self) -> Phase:
+        """The phase, except that a finished VideoJob whose spec changed since (a retry) is Pending.
+
+        A retry bumps `spec.attempt` in one write; the generation then differs from the
+        `observedGeneration` the terminal status was written with. This makes "re-armed" a fact
+        of the object, so a crash between the spec write and the status write loses nothing.
+        """
+        if self.phase.terminal and self.observed_generation != self.generation:
+            return Phase.PENDING
+        return self.phase
+
+    @property
+    def active(self) -> bool:
+        return not self.effective_phase.terminal
+
+
+__all__ = ["AcceleratorSpec", "JobsSpec", "SourceSpec", "Storage", "VideoJobView"]
