@@ -1,0 +1,60 @@
+"""Fixtures shared by every test folder.
+
+Real: an S3 server (moto's `ThreadedMotoServer`) on 127.0.0.1, reached by boto3 over
+HTTP exactly as a worker reaches AWS S3 or MinIO. Nothing here stands in for the code
+under test. The Kubernetes control plane fixture `cluster` lives in
+`tests/cluster/fixtures.py` and is loaded as a plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from videopipe.s3 import make_client
+
+pytest_plugins: list[str] = ["tests.cluster.fixtures"]
+
+# Credentials moto accepts; set before any boto3 client exists so that worker
+# subprocesses started by tests inherit them.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 server on a free loopback port for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint: str):
+    """A boto3 S3 client for the test server."""
+    return make_client(s3_endpoint)
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    """A new, empty bucket per test, so tests never see each other's objects."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
