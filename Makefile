@@ -1,0 +1,57 @@
+# videopipe: every command a newcomer or CI needs. `make test` installs from nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := ffmpeg espeak-ng
+# Root on CI; sudo for a developer who is not.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install system-packages test lint format demo bench k8s-binaries cluster clean
+
+help:  ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+install: system-packages $(STAMP)  ## Create .venv and install everything (idempotent)
+
+system-packages:  ## Debian packages (ffmpeg, espeak-ng), only where missing
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install k8s-binaries lint  ## Run the whole test suite (installs what it needs)
+	$(BIN)/pytest
+
+demo: install  ## Transcribe the sample talk shipped in samples/
+	$(BIN)/python -m videopipe_worker.demo
+
+bench: install  ## Run the benchmarks under bench/ (prints tables)
+	$(BIN)/python bench/worker.py
+
+k8s-binaries:  ## Build etcd and the Kubernetes control plane from source (cached)
+	bash tests/cluster/build-binaries.sh
+
+cluster: install k8s-binaries  ## Start the test control plane in the foreground
+	$(BIN)/python -m tests.cluster
+
+clean:  ## Remove the venv and generated files (not the binary cache)
+	rm -rf $(VENV) demo-output .cluster .pytest_cache .ruff_cache

@@ -1,0 +1,151 @@
+"""Probe a video and decode its audio to 16 kHz mono float32, in memory.
+
+We probe first because faster-whisper fails obscurely on a file with no audio
+stream, and because ffmpeg can exit 0 having decoded only part of a truncated file
+(FACTS.md): comparing the decoded length with the container's duration is the only
+reliable check. Audio is streamed from ffmpeg's stdout straight into a numpy array:
+no WAV file on disk, and a URL input is read in byte ranges, never piped to stdin.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import ffmpeg
+import numpy as np
+
+from .errors import BadInput, ConfigError, Retryable, WorkerError
+
+SAMPLE_RATE = 16_000
+# A decode shorter than this share of the advertised duration means a truncated file.
+MIN_DECODED_SHARE = 0.9
+NETWORK_TIMEOUT_US = str(60 * 1_000_000)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    name: str
+    format_name: str
+    duration: float | None  # container duration, seconds
+    audio_duration: float | None  # first audio stream's own duration, if stated
+    audio_codec: str
+    sample_rate: int | None
+    channels: int | None
+    has_video: bool
+
+    @property
+    def expected_audio_seconds(self) -> float | None:
+        return self.audio_duration or self.duration
+
+
+def probe(source: str, name: str, size: int | None = None) -> MediaInfo:
+    """Read container and stream facts; BadInput with a plain reason when unusable."""
+    if size == 0:
+        raise BadInput("EmptyInput", f"{name} is empty (0 bytes): upload the video again")
+    try:
+        data = ffmpeg.probe(source, **_network_options(source))
+    except ffmpeg.Error as err:
+        raise _classify(err, name, "read", source) from err
+    streams = data.get("streams", [])
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if audio is None:
+        raise BadInput(
+            "NoAudioStream", f"no audio stream in {name}: there is nothing to transcribe"
+        )
+    fmt = data.get("format", {})
+    return MediaInfo(
+        name=name,
+        format_name=str(fmt.get("format_name", "")),
+        duration=_float(fmt.get("duration")),
+        audio_duration=_float(audio.get("duration")),
+        audio_codec=str(audio.get("codec_name", "")),
+        sample_rate=int(audio["sample_rate"]) if audio.get("sample_rate") else None,
+        channels=audio.get("channels"),
+        has_video=any(s.get("codec_type") == "video" for s in streams),
+    )
+
+
+def check_duration(info: MediaInfo, max_seconds: float) -> None:
+    seconds = info.expected_audio_seconds
+    if max_seconds > 0 and seconds is not None and seconds > max_seconds:
+        raise BadInput(
+            "TooLong",
+            f"{info.name} is {seconds / 3600:.1f} h long, over the limit of "
+            f"{max_seconds / 3600:.1f} h (--max-duration): split it or raise the limit",
+        )
+
+
+def extract_audio(source: str, info: MediaInfo) -> np.ndarray:
+    """Decode the first audio stream to float32 mono at 16 kHz."""
+    stream = ffmpeg.input(source, **_network_options(source)).output(
+        "pipe:", map="0:a:0", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE
+    )
+    try:
+        out, _ = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error").run(
+            capture_stdout=True, capture_stderr=True
+        )
+    except ffmpeg.Error as err:
+        raise _classify(err, info.name, "decode", source) from err
+    audio = np.frombuffer(out, dtype=np.float32)
+    decoded = audio.size / SAMPLE_RATE
+    expected = info.expected_audio_seconds
+    if audio.size == 0:
+        raise BadInput(
+            "Corrupt", f"no audio could be decoded from {info.name}: the file is corrupt"
+        )
+    if expected and decoded < expected * MIN_DECODED_SHARE - 1.0:
+        raise BadInput(
+            "Truncated",
+            f"{info.name} is truncated: it says {expected:.0f} s but only {decoded:.0f} s of "
+            "audio could be decoded; upload the complete file again",
+        )
+    return audio
+
+
+def _classify(err: ffmpeg.Error, name: str, stage: str, source: str) -> WorkerError:
+    """Turn ffmpeg's stderr into a reason a user understands.
+
+    A presigned URL carries a signature: it is replaced by the name before any of
+    ffmpeg's text reaches a message, a log or a termination report.
+    """
+    text = (err.stderr or b"").decode(errors="replace").replace(source, name)
+    detail = _last_line(text)
+    lowered = text.lower()
+    if re.search(r"server returned (403|401)", lowered):
+        return ConfigError("S3AccessDenied", f"access denied reading {name}: {detail}")
+    if "server returned 404" in lowered:
+        return ConfigError("InputNotFound", f"{name} no longer exists in the bucket")
+    if any(
+        word in lowered
+        for word in ("connection refused", "timed out", "connection reset", "server returned 5")
+    ):
+        return Retryable("InputUnreachable", f"cannot {stage} {name} over the network: {detail}")
+    if "moov atom not found" in lowered:
+        return BadInput(
+            "Truncated",
+            f"{name} is truncated or still uploading (moov atom not found): upload it again",
+        )
+    if "invalid data found" in lowered or "could not find codec" in lowered:
+        return BadInput("NotMedia", f"{name} is not a video or audio file ffmpeg can read")
+    return BadInput("Corrupt", f"cannot {stage} {name}: {detail or 'ffmpeg failed'}")
+
+
+def _network_options(source: str) -> dict[str, str]:
+    """Fail a stalled HTTP read instead of hanging the Job until its deadline."""
+    return {"rw_timeout": NETWORK_TIMEOUT_US} if source.startswith(("http://", "https://")) else {}
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["SAMPLE_RATE", "MediaInfo", "check_duration", "extract_audio", "probe"]

@@ -1,0 +1,216 @@
+"""One video through every stage: probe, extract, transcribe, summarise, write.
+
+The model loads in a background thread while ffmpeg probes and decodes, so a large
+model on a GPU node costs no extra wall time. Files are written in a fixed order and
+`manifest.json` last: a reader that finds the manifest knows every other file is
+complete. Each stage's wall time goes into the manifest and the exit report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import videopipe
+
+from . import formats, media, summarize
+from .progress import Progress
+from .storage import InputObject, Output, S3Settings, open_input
+from .transcribe import Transcriber, TranscribeSettings, Transcript
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_DURATION = 10 * 3600.0
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    input: str
+    output: str
+    transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    summary: bool = True
+    gemini_model: str = summarize.DEFAULT_GEMINI_MODEL
+    gemini_base_url: str | None = None
+    gemini_api_key: str | None = None
+    s3: S3Settings = field(default_factory=S3Settings)
+    max_duration: float = DEFAULT_MAX_DURATION
+
+
+@dataclass
+class PipelineResult:
+    input: InputObject
+    info: media.MediaInfo
+    transcript: Transcript
+    summary: dict[str, Any] | None
+    summary_status: str  # "written", or why it was skipped
+    files: dict[str, str]
+    timings: dict[str, float]  # per stage; model loading overlaps probe and extract
+    wall_seconds: float = 0.0
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.transcript.duration
+
+    @property
+    def realtime_factor(self) -> float:
+        """Audio seconds per second of the worker's whole run (higher is faster)."""
+        return round(self.audio_seconds / self.wall_seconds, 2) if self.wall_seconds else 0.0
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.perf_counter() - started, 3)
+
+
+def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> PipelineResult:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    transcriber = transcriber or Transcriber(settings.transcribe)
+    output = Output(settings.output, settings.s3)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as pool:
+        loading = None
+        if transcriber.model is None:
+            loading = pool.submit(_timed_call, timings, "load_model", transcriber.load)
+        with open_input(settings.input, settings.s3) as source:
+            log.info("probing %s", source.uri)
+            with timed(timings, "probe"):
+                info = media.probe(source.source, source.name, source.size)
+                media.check_duration(info, settings.max_duration)
+            with timed(timings, "extract"):
+                audio = media.extract_audio(source.source, info)
+        if loading is not None:
+            loading.result()  # re-raises a model error here
+    progress = Progress(source.name, audio.size / media.SAMPLE_RATE)
+    with timed(timings, "transcribe"):
+        transcript = transcriber.transcribe(audio, progress)
+    progress.close()
+    del audio
+    log.info(
+        "heard %.0f s of %s speech in %d segments (%d dropped as non-speech)",
+        transcript.duration_after_vad,
+        transcript.language,
+        len(transcript.segments),
+        transcript.dropped_segments,
+    )
+    files: dict[str, str] = {}
+    with timed(timings, "write"):
+        files["transcript.json"] = output.write(
+            "transcript.json", formats.to_json(transcript).encode()
+        )
+        files["transcript.srt"] = output.write(
+            "transcript.srt", formats.to_srt(transcript).encode()
+        )
+        files["transcript.vtt"] = output.write(
+            "transcript.vtt", formats.to_vtt(transcript).encode()
+        )
+        files["transcript.txt"] = output.write(
+            "transcript.txt", formats.to_txt(transcript).encode()
+        )
+    summary, status = None, _summary_skip_reason(settings, transcript)
+    if status is None:
+        with timed(timings, "summarize"):
+            summary = summarize.summarize(
+                transcript,
+                api_key=settings.gemini_api_key or "",
+                model=settings.gemini_model,
+                base_url=settings.gemini_base_url,
+            )
+            files["summary.json"] = output.write(
+                "summary.json", (json.dumps(summary, ensure_ascii=False, indent=2) + "\n").encode()
+            )
+        status = "written"
+    else:
+        log.info("summary skipped: %s", status)
+    result = PipelineResult(source, info, transcript, summary, status, files, timings)
+    result.wall_seconds = round(time.perf_counter() - started, 3)
+    manifest = build_manifest(settings, result, output.uri)
+    files["manifest.json"] = output.write(
+        "manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+    )
+    return result
+
+
+def _timed_call(timings: dict[str, float], stage: str, call: Any) -> None:
+    with timed(timings, stage):
+        call()
+
+
+def _summary_skip_reason(settings: PipelineSettings, transcript: Transcript) -> str | None:
+    if not settings.summary:
+        return "disabled (--no-summary)"
+    if not settings.gemini_api_key:
+        return "no Gemini API key (set GEMINI_API_KEY or GOOGLE_API_KEY)"
+    if not transcript.segments:
+        return "no speech in the audio"
+    return None
+
+
+def build_manifest(
+    settings: PipelineSettings, result: PipelineResult, output_uri: str
+) -> dict[str, Any]:
+    return {
+        "input": {
+            "uri": result.input.uri,
+            "etag": result.input.etag,
+            "size": result.input.size,
+            "format": result.info.format_name,
+            "duration": result.info.duration,
+            "audio_codec": result.info.audio_codec,
+            "has_video": result.info.has_video,
+        },
+        "output": output_uri,
+        "files": sorted(result.files),
+        "transcript": {
+            "language": result.transcript.language,
+            "audio_seconds": result.audio_seconds,
+            "speech_seconds": result.transcript.duration_after_vad,
+            "segments": len(result.transcript.segments),
+        },
+        "model": result.transcript.model,
+        "device": result.transcript.device,
+        "compute_type": result.transcript.compute_type,
+        "settings": {
+            **asdict(settings.transcribe),
+            "batch_size": result.transcript.batch_size,
+            "summary": settings.summary,
+            "gemini_model": settings.gemini_model if settings.summary else None,
+        },
+        "summary": result.summary_status,
+        "timings": result.timings,
+        "wall_seconds": result.wall_seconds,
+        "realtime_factor": result.realtime_factor,
+        "versions": versions(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {"videopipe": videopipe.__version__, "ffmpeg": _ffmpeg_version()}
+    for package in ("faster-whisper", "ctranslate2", "google-genai"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    return found
+
+
+def _ffmpeg_version() -> str:
+    try:
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.split("\n", 1)[0].split(" ")[2]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unknown"
+
+
+__all__ = ["PipelineResult", "PipelineSettings", "run"]
