@@ -144,6 +144,7 @@ class Store:
     bucket: str
     layout: Layout = field(default_factory=Layout)
     conditional_delete: bool = True  # turned off when the store rejects DeleteObject If-Match
+    page_size: int = PAGE_SIZE
 
     # -- checks --
 
@@ -169,7 +170,7 @@ class Store:
         pages = paginator.paginate(
             Bucket=self.bucket,
             Prefix=self.layout.folder(folder),
-            PaginationConfig={"PageSize": PAGE_SIZE},
+            PaginationConfig={"PageSize": self.page_size},
         )
         count = 0
         try:

@@ -1,0 +1,84 @@
+"""The CRDs are structural, complete and strict; checked as files (the e2e tests apply them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from videopipe_operator.constants import GROUP, VERSION, Phase, Policy
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((CRDS / f"{GROUP}_{name}.yaml").read_text())
+
+
+def version(crd: dict[str, Any]) -> dict[str, Any]:
+    (only,) = crd["spec"]["versions"]
+    assert only["name"] == VERSION and only["served"] and only["storage"]
+    return only
+
+
+def walk(schema: dict[str, Any], path: str = ""):
+    yield path, schema
+    for key, sub in (schema.get("properties") or {}).items():
+        yield from walk(sub, f"{path}.{key}")
+    if "items" in schema:
+        yield from walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from walk(schema["additionalProperties"], f"{path}{{}}")
+
+
+@pytest.mark.parametrize("name", ["videosources", "videojobs"])
+def test_structural(name: str) -> None:
+    crd = load(name)
+    assert crd["spec"]["group"] == GROUP and crd["spec"]["scope"] == "Namespaced"
+    v = version(crd)
+    assert v["subresources"] == {"status": {}}
+    for path, schema in walk(v["schema"]["openAPIV3Schema"]):
+        allowed_untyped = schema.get("x-kubernetes-int-or-string") or schema.get(
+            "x-kubernetes-preserve-unknown-fields"
+        )
+        assert "type" in schema or allowed_untyped, f"{name}{path} has no type"
+
+
+@pytest.mark.parametrize(
+    ("name", "short", "columns"),
+    [
+        ("videojobs", "vj", ["Source", "Video", "Phase", "Accel", "Duration", "Age"]),
+        ("videosources", "vsrc", ["Bucket", "Ready", "Backlog", "Running", "Queued", "Age"]),
+    ],
+)
+def test_names_and_columns(name: str, short: str, columns: list[str]) -> None:
+    crd = load(name)
+    assert crd["spec"]["names"]["shortNames"] == [short]
+    shown = [c["name"] for c in version(crd)["additionalPrinterColumns"] if not c.get("priority")]
+    assert shown == columns
+
+
+def test_enums_match_the_code() -> None:
+    vj = version(load("videojobs"))["schema"]["openAPIV3Schema"]["properties"]
+    assert vj["status"]["properties"]["phase"]["enum"] == [p.value for p in Phase]
+    src = version(load("videosources"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    policy = src["properties"]["accelerator"]["properties"]["policy"]
+    assert policy["enum"] == [p.value for p in Policy]
+
+
+def test_source_limits_reject_nonsense() -> None:
+    spec = version(load("videosources"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    props = spec["properties"]
+    assert spec["required"] == ["bucket"]
+    assert props["maxConcurrentJobs"]["minimum"] == 1
+    assert props["pollIntervalSeconds"]["minimum"] == 1
+    assert props["queueWindow"]["minimum"] == 0
+    assert props["jobs"]["properties"]["backoffLimit"]["maximum"] == 10
+
+
+def test_videojob_worker_schema_is_the_sources() -> None:
+    """A VideoJob snapshots its source's worker settings, so the schemas must agree."""
+    src = version(load("videosources"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    vj = version(load("videojobs"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert vj["properties"]["worker"] == src["properties"]["worker"]

@@ -1,0 +1,233 @@
+"""VideoSource + object → VideoJob, and VideoJob → Job: the manifests DESIGN.md §3 promises."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from videopipe_operator import manifests, naming
+from videopipe_operator.config import Config
+from videopipe_operator.constants import FINALIZER, Accelerator
+from videopipe_operator.specs import VideoJobView
+
+from tests.operator.builders import source_body, videojob_body
+
+Json = dict[str, Any]
+
+
+def job_for(config: Config, **kwargs: Any) -> Json:
+    return manifests.build_job(VideoJobView.parse(videojob_body(**kwargs)), config)
+
+
+def container(job: Json) -> Json:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(job: Json) -> dict[str, Json]:
+    return {e["name"]: e for e in container(job)["env"]}
+
+
+def test_videojob_body(vj: VideoJobView) -> None:
+    body = vj.raw
+    assert body["metadata"]["finalizers"] == [FINALIZER]
+    assert all(naming.is_label_value(v) for v in body["metadata"]["labels"].values())
+    assert body["metadata"]["annotations"]["videopipe.dev/key"] == "pending/talk.mp4"
+    assert vj.path == "talk.mp4" and vj.attempt == 1 and vj.etag == "abc123"
+    assert vj.uploaded_at == "2025-01-02T03:04:05Z"
+    assert vj.storage.endpoint == "http://s3.local:9000"
+
+
+def test_videojob_identity_comes_from_our_metadata() -> None:
+    body = videojob_body(etag="copied-etag-2", metadata={"videopipe-etag": "original-etag"})
+    vj = VideoJobView.parse(body)
+    assert vj.etag == "original-etag" and vj.object_etag == "copied-etag-2"
+    assert vj.name == naming.videojob_name("talks", "pending/talk.mp4", "original-etag")
+
+
+def test_job_is_owned_named_and_labelled(config: Config, vj: VideoJobView) -> None:
+    job = manifests.build_job(vj, config)
+    assert job["metadata"]["name"] == f"{vj.name}-1"
+    owner = job["metadata"]["ownerReferences"][0]
+    assert owner == {
+        "apiVersion": "videopipe.dev/v1alpha1",
+        "kind": "VideoJob",
+        "name": vj.name,
+        "uid": "vj-uid",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    labels = job["metadata"]["labels"]
+    for key in ("name", "instance", "component", "managed-by"):
+        assert f"app.kubernetes.io/{key}" in labels
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+    assert manifests.build_job(vj, config) == job  # pure and deterministic
+
+
+def test_job_attempt_changes_only_the_name(config: Config, vj: VideoJobView) -> None:
+    first, second = manifests.build_job(vj, config), manifests.build_job(vj, config, attempt=2)
+    assert second["metadata"]["name"] == f"{vj.name}-2"
+    assert second["metadata"]["annotations"]["videopipe.dev/attempt"] == "2"
+    assert first["spec"]["template"]["spec"] == second["spec"]["template"]["spec"]
+
+
+def test_job_security_is_restricted(config: Config) -> None:
+    job = job_for(config)
+    pod = job["spec"]["template"]["spec"]
+    sc = container(job)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["readOnlyRootFilesystem"] is True and sc["runAsUser"] == 1000
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    mounts = {m["mountPath"]: m["name"] for m in container(job)["volumeMounts"]}
+    assert mounts == {"/tmp": "tmp"}
+    assert pod["volumes"][0]["emptyDir"]["sizeLimit"] == config.tmp_size_limit
+    env = env_of(job)
+    assert env["TMPDIR"]["value"] == "/tmp" and env["HOME"]["value"] == "/tmp"
+    assert env["VIDEOPIPE_TERMINATION_LOG"]["value"] == "/dev/termination-log"
+    assert container(job)["terminationMessagePath"] == "/dev/termination-log"
+    assert container(job)["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_job_failure_policy_and_limits(config: Config) -> None:
+    source = source_body(jobs={"backoffLimit": 2, "ttlSecondsAfterFinished": 600})
+    spec = job_for(config, source=source)["spec"]
+    rules = spec["podFailurePolicy"]["rules"]
+    fail = next(r for r in rules if r["action"] == "FailJob")
+    assert fail["onExitCodes"] == {"containerName": "worker", "operator": "In", "values": [2, 3]}
+    ignore = next(r for r in rules if r["action"] == "Ignore")
+    assert ignore["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
+    assert spec["backoffLimit"] == 2 and spec["ttlSecondsAfterFinished"] == 600
+
+
+@pytest.mark.parametrize(
+    ("size", "policy", "deadline"),
+    [
+        (0, "cpu", 1800),  # just the base
+        (250_000_000, "cpu", 1800 + 1000 * 1.5),  # 1000 s at 2000 kbps
+        (250_000_000, "gpu", 1800 + 1000 * 0.5),
+        (10**13, "cpu", 86400),  # capped
+    ],
+)
+def test_active_deadline_follows_the_length(
+    config: Config, size: int, policy: str, deadline: float
+) -> None:
+    source = source_body(accelerator={"policy": policy})
+    assert job_for(config, source=source, size=size)["spec"]["activeDeadlineSeconds"] == int(
+        deadline
+    )
+
+
+def test_fixed_deadline_wins(config: Config) -> None:
+    source = source_body(jobs={"activeDeadlineSeconds": 120})
+    assert job_for(config, source=source)["spec"]["activeDeadlineSeconds"] == 120
+
+
+def test_credentials_only_by_reference(config: Config) -> None:
+    source = source_body(
+        credentialsSecret="s3-creds",
+        worker={"summary": True, "geminiSecret": "gemini"},
+        region="eu-west-1",
+    )
+    job = job_for(config, source=source)
+    env = env_of(job)
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
+        "name": "s3-creds",
+        "key": "AWS_ACCESS_KEY_ID",
+    }
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
+    assert env["GEMINI_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "gemini"
+    assert env["AWS_REGION"]["value"] == "eu-west-1"
+    for item in env.values():
+        if item["name"].startswith(("AWS_ACCESS", "AWS_SECRET", "GEMINI")):
+            assert "value" not in item
+    assert "--summary" in container(job)["args"]
+
+
+def test_no_credentials_secret_means_default_chain(config: Config) -> None:
+    env = env_of(job_for(config))
+    assert "AWS_ACCESS_KEY_ID" not in env and "GEMINI_API_KEY" not in env
+
+
+def test_worker_args(config: Config) -> None:
+    source = source_body(
+        prefix="media/",
+        worker={"model": "small", "language": "de", "beamSize": 5, "extraArgs": ["--x", "1"]},
+    )
+    args = container(job_for(config, source=source, key="media/pending/a b/ü.mp4"))["args"]
+    assert args[:4] == [
+        "transcribe",
+        "s3://videos/media/processing/a b/ü.mp4",
+        "--output",
+        "s3://videos/media/results/a b/ü.mp4/",
+    ]
+    joined = " ".join(args)
+    for part in ("--model small", "--language de", "--beam-size 5", "--no-summary", "--x 1"):
+        assert part in joined
+    assert "--endpoint-url http://s3.local:9000" in joined
+    assert "--device cpu" in joined
+
+
+def test_extra_env_cannot_override_ours(config: Config) -> None:
+    source = source_body(
+        worker={
+            "env": [
+                {"name": "VIDEOPIPE_GEMINI_BASE_URL", "value": "http://x"},
+                {"name": "TMPDIR", "value": "/evil"},
+            ]
+        }
+    )
+    env = env_of(job_for(config, source=source))
+    assert env["VIDEOPIPE_GEMINI_BASE_URL"]["value"] == "http://x"
+    assert env["TMPDIR"]["value"] == "/tmp"
+
+
+def test_gpu_route(config: Config) -> None:
+    source = source_body(accelerator={"policy": "gpu", "gpuType": "nvidia-tesla-t4"})
+    job = job_for(config, source=source)
+    pod = job["spec"]["template"]["spec"]
+    assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    expr = term["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert expr == {
+        "key": "cloud.google.com/gke-accelerator",
+        "operator": "In",
+        "values": ["nvidia-tesla-t4"],
+    }
+    assert "--device cuda" in " ".join(container(job)["args"])
+    assert job["metadata"]["labels"]["videopipe.dev/accelerator"] == "gpu"
+
+
+def test_cpu_route_has_no_gpu(config: Config) -> None:
+    job = job_for(config, source=source_body(accelerator={"policy": "cpu"}))
+    pod = job["spec"]["template"]["spec"]
+    assert "tolerations" not in pod and "affinity" not in pod
+    assert "nvidia.com/gpu" not in json.dumps(container(job)["resources"])
+
+
+def test_resources_from_the_source(config: Config) -> None:
+    source = source_body(
+        worker={"resources": {"cpu": {"requests": {"cpu": "250m", "memory": "256Mi"}}}}
+    )
+    assert container(job_for(config, source=source))["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"}
+    }
+
+
+def test_result_uris(vj: VideoJobView) -> None:
+    uris = manifests.result_uris(vj, summary=False)
+    assert uris["prefix"] == "s3://videos/results/talk.mp4/"
+    assert uris["srt"] == "s3://videos/results/talk.mp4/transcript.srt"
+    assert "summary" not in uris
+    assert manifests.result_uris(vj, summary=True)["summary"].endswith("/summary.json")
+
+
+def test_accelerator_snapshot(config: Config) -> None:
+    vj = VideoJobView.parse(videojob_body(source=source_body(accelerator={"policy": "gpu"})))
+    assert vj.accelerator is Accelerator.GPU
