@@ -494,7 +494,7 @@ class PodRun(threading.Thread):
             value = (res.get("limits") or {}).get(name)
         if value is None:
             value = NODE_CAPACITY.get(name, "0")
-        divisor = parse_quantity(ref.get("divisor") or "1")
+        divisor = parse_quantity(ref.get("divisor") or "1") or Decimal(1)  # "0" means 1
         return str(math.ceil(parse_quantity(value) / divisor))
 
     # -- volumes --
@@ -611,8 +611,6 @@ class PodRun(threading.Thread):
     def _spawn(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
-            out.write(f"--- {now_rfc3339()} start: {argv}\n".encode())
-            out.flush()
             self.proc = subprocess.Popen(
                 argv,
                 env=env,
@@ -662,8 +660,7 @@ class PodRun(threading.Thread):
             with contextlib.suppress(OSError), self.log_path.open("rb") as f:
                 f.seek(log_offset)
                 lines = f.read().decode(errors="replace").splitlines()
-                lines = [ln for ln in lines if not ln.startswith("--- ")][-80:]
-                message = "\n".join(lines)[-2048:]
+                message = "\n".join(lines[-80:])[-2048:]
         terminated: Json = {
             "exitCode": exit_code,
             "reason": "Completed" if exit_code == 0 else "Error",

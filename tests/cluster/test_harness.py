@@ -449,7 +449,7 @@ def test_pod_talks_to_the_apiserver_as_its_serviceaccount(cluster: Cluster, ns: 
         "    out = 'allowed'\n"
         "except client.ApiException as e:\n"
         "    out = str(e.status)\n"
-        "open('/dev/termination-log', 'w').write(out)\n"
+        "open(os.environ['TERM_LOG'], 'w').write(out)\n"
     )
     pod = {
         "apiVersion": "v1",
@@ -464,7 +464,9 @@ def test_pod_talks_to_the_apiserver_as_its_serviceaccount(cluster: Cluster, ns: 
                         {
                             "name": "NS",
                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                        }
+                        },
+                        # Only env values and args are mapped: code must not hard-code the path.
+                        {"name": "TERM_LOG", "value": "/dev/termination-log"},
                     ],
                 )
             ],
