@@ -2,8 +2,9 @@
 
 Starts the same `Cluster` as the pytest fixture, writes the admin kubeconfig to
 `.cluster/kubeconfig`, applies `crds/*.yaml` if that folder exists, prints the `export
-KUBECONFIG=...` line, and keeps pod logs in `.cluster/pod-logs/` so that `tail -f` works while
-the cluster runs. Everything else lives in a temporary folder removed on exit.
+KUBECONFIG=...` line. Pod logs go to `.cluster/pod-logs/` (`tail -f` works while the cluster
+runs) and the components' logs to `.cluster/run/control-plane/logs/`; both stay after exit and are
+replaced by the next run.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
 
     state: Path = args.state
     state.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(state / "pod-logs", ignore_errors=True)
-    cluster = Cluster(logdir=state / "pod-logs")
+    # Kept after exit for a look at what happened; replaced by the next run.
+    for old in ("pod-logs", "run"):
+        shutil.rmtree(state / old, ignore_errors=True)
+    cluster = Cluster(state / "run", logdir=state / "pod-logs")
     print("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler...", flush=True)
     cluster.start()
     try:
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"applied {len(crds)} CRD file(s) from crds/")
         print(f"cluster ready in {cluster.startup_seconds:.1f} s: {cluster.server}")
         print("nodes: cpu-node, gpu-node (kubelet stand-in); pod logs in", state / "pod-logs")
+        print("component logs in", cluster.control_plane.dir / "logs")
         print(f"export KUBECONFIG={kubeconfig}", flush=True)
         print("Ctrl-C to stop", flush=True)
         while not stop["signal"]:

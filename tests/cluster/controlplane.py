@@ -374,6 +374,11 @@ class ControlPlane:
 
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    @property
+    def kubelet_serving_cert(self) -> tuple[Path, Path]:
+        """(cert, key) for the kubelet stand-in's HTTPS server, signed by this cluster's CA."""
+        return self.dir / "pki" / "kubelet.crt", self.dir / "pki" / "kubelet.key"
+
     def component_log(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
 
@@ -414,9 +419,23 @@ class ControlPlane:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+        # The kubelet stand-in serves pod logs over HTTPS as the kubelet does (`kubectl logs`).
+        cert, key = ca.issue(
+            "kubelet", server=True, dns=["localhost", "cpu-node", "gpu-node"], ips=["127.0.0.1"]
+        )
+        (pki / "kubelet.crt").write_bytes(cert)
+        (pki / "kubelet.key").write_bytes(key)
+        # Front proxy (aggregation layer): the apiserver publishes this CA, and the controller-
+        # manager and scheduler read it; without it they log errors every few seconds.
+        front = _CA.create("videopipe-test-front-proxy-ca")
+        (pki / "front-proxy-ca.crt").write_bytes(_pem_cert(front.cert))
+        cert, key = front.issue("front-proxy-client")
+        (pki / "front-proxy-client.crt").write_bytes(cert)
+        (pki / "front-proxy-client.key").write_bytes(key)
         # Client identities that the default RBAC bootstrap policy already knows.
         for name, cn, orgs in [
             ("admin", "videopipe-admin", ["system:masters"]),
+            ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]),
             ("controller-manager", "system:kube-controller-manager", []),
             ("scheduler", "system:kube-scheduler", []),
         ]:
@@ -482,6 +501,18 @@ class ControlPlane:
                 # named here so that a reader sees PodSecurity is enforced.
                 "--enable-admission-plugins=NodeRestriction,PodSecurity",
                 "--allow-privileged=true",
+                f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                f"--kubelet-certificate-authority={self.ca_file}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                # Node Hostname addresses (cpu-node, gpu-node) do not resolve here.
+                "--kubelet-preferred-address-types=InternalIP",
                 # Loopback addresses are invalid in Endpoints; pods reach the apiserver through a
                 # kubeconfig that the kubelet stand-in writes, not the `kubernetes` Service.
                 "--endpoint-reconciler-type=none",

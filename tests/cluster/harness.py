@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from kubernetes import client
 
-from tests.cluster.controlplane import REPO, ControlPlane, write_kubeconfig
+from tests.cluster.controlplane import REPO, ControlPlane, port_open, write_kubeconfig
 from tests.cluster.kubelet import DEFAULT_NODES, Kubelet, NodeSpec
 
 T = TypeVar("T")
@@ -94,6 +94,7 @@ class Cluster:
                 self.dir / "kubelet",
                 self._nodes,
                 logdir=self._logdir or self.dir / "pod-logs",
+                serving_cert=self.control_plane.kubelet_serving_cert,
             )
             self.kubelet.start()
             self.api = self.control_plane.api_client()
@@ -107,7 +108,9 @@ class Cluster:
     def stop(self, check: bool = True) -> None:
         """Stop the kubelet (killing every pod process), then the control plane, and check."""
         leftover_pods: list[int] = []
+        kubelet_ports: list[int] = []
         if self.kubelet is not None:
+            kubelet_ports = self.kubelet.ports
             self.kubelet.stop()
             leftover_pods = self.kubelet.running_pids()
             self.kubelet = None
@@ -119,6 +122,8 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
         if check:
             assert not leftover_pods, f"pod processes left running: {leftover_pods}"
+            still_open = [p for p in kubelet_ports if port_open(p)]
+            assert not still_open, f"kubelet ports still listening: {still_open}"
 
     def __enter__(self) -> Cluster:
         return self.start()

@@ -45,6 +45,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -53,8 +54,10 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import yaml
 from kubernetes import client, config, watch
@@ -293,6 +296,7 @@ class PodRun(threading.Thread):
             try:
                 argv, env, cwd, term_file = self._prepare()
             except ConfigError as e:
+                self._event("Failed", f"Error: {e}", "Warning")
                 self._report(
                     self._phase_while_waiting(),
                     {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}},
@@ -306,9 +310,12 @@ class PodRun(threading.Thread):
 
             started = now_rfc3339()
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            image = self.container.get("image", "")
+            self._event("Pulled", f'Container image "{image}" already present on machine')
             try:
                 self._spawn(argv, env, cwd)
             except OSError as e:
+                self._event("Failed", f"Error: failed to start container: {e}", "Warning")
                 terminated = {
                     "exitCode": 128,
                     "reason": "StartError",
@@ -318,6 +325,7 @@ class PodRun(threading.Thread):
                 }
                 exit_code = 128
             else:
+                self._event("Started", f"Started container {self.container['name']}")
                 self._report("Running", {"running": {"startedAt": started}}, ready=True)
                 exit_code = self._wait()
                 terminated = self._terminated(exit_code, started, term_file, log_offset)
@@ -333,6 +341,7 @@ class PodRun(threading.Thread):
                 return
             self.restart_count += 1
             self.last_state = {"terminated": terminated}
+            self._event("BackOff", "Back-off restarting failed container", "Warning")
             self._report(
                 "Running",
                 {
@@ -639,6 +648,7 @@ class PodRun(threading.Thread):
                 grace = self._delete_grace or 0.0
                 if term_sent_at is None:
                     term_sent_at = time.monotonic()
+                    self._event("Killing", f"Stopping container {self.container['name']}")
                     self._kill(signal.SIGTERM if grace > 0 else signal.SIGKILL)
                 elif time.monotonic() - term_sent_at >= grace:
                     self._kill(signal.SIGKILL)
@@ -711,6 +721,36 @@ class PodRun(threading.Thread):
         except ApiException as e:
             if e.status not in (404, 409):
                 raise
+
+    # -- events (what `kubectl describe pod` shows) --
+
+    def _event(self, reason: str, message: str, kind: str = "Normal") -> None:
+        meta = self.pod["metadata"]
+        now = now_micro()
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+            "eventTime": now,
+            "reportingController": "kubelet",
+            "reportingInstance": f"kubelet-{self.spec.get('nodeName', '')}",
+            "action": reason,
+            "reason": reason,
+            "note": message[:1024],
+            "type": kind,
+            "regarding": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": meta["uid"],
+                "fieldPath": f"spec.containers{{{self.container['name']}}}",
+            },
+        }
+        try:
+            self.kubelet.events.create_namespaced_event(self.namespace, body)
+        except Exception as e:  # an event is best effort, as in the kubelet
+            log.info("event %s for %s/%s: %s", reason, self.namespace, self.name, e)
 
     # -- status --
 
@@ -812,6 +852,92 @@ def rewrite_path(value: str, mapping: Iterable[tuple[str, Path]]) -> str:
     return value
 
 
+# --- the kubelet's HTTPS endpoint (pod logs) -----------------------------------------------
+
+
+class _LogHandler(BaseHTTPRequestHandler):
+    """`GET /containerLogs/<ns>/<pod>/<container>`, which the apiserver calls for `kubectl logs`.
+
+    Honours `tailLines`, `limitBytes` and `follow`. The caller is not authenticated: only the
+    apiserver can reach this port, on loopback, and it verifies our certificate.
+    """
+
+    server: _LogServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("log server: " + format, *args)
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if url.path in ("/healthz", "/readyz"):
+            self._send(200, b"ok")
+            return
+        parts = url.path.strip("/").split("/")
+        if len(parts) != 4 or parts[0] != "containerLogs":
+            self._send(404, b"not found")
+            return
+        _, namespace, pod, _container = parts
+        kubelet = self.server.kubelet
+        path = kubelet.log_path(namespace, pod)
+        if not path.exists():
+            self._send(404, f"no logs for pod {namespace}/{pod}".encode())
+            return
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        data = path.read_bytes()
+        if "tailLines" in query:
+            n = int(query["tailLines"])
+            data = b"".join(data.splitlines(keepends=True)[-n:]) if n > 0 else b""
+        if "limitBytes" in query:
+            data = data[: int(query["limitBytes"])]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(data)
+        if query.get("follow") != "true":
+            return
+        run = kubelet.run_for(namespace, pod)
+        offset = path.stat().st_size
+        try:
+            while run is not None and not kubelet.stopping.is_set():
+                done = run.finished.is_set() or (
+                    run.proc is not None and run.proc.poll() is not None
+                )
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                if chunk:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    offset += len(chunk)
+                elif done:
+                    return
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def _send(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _LogServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, kubelet: Kubelet, cert: Path, key: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _LogHandler)
+        self.kubelet = kubelet
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
 # --- the kubelet --------------------------------------------------------------------------
 
 
@@ -829,6 +955,7 @@ class Kubelet:
         crashloop_base: float = 10.0,
         crashloop_max: float = 300.0,
         config_retry: float = 2.0,
+        serving_cert: tuple[Path, Path] | None = None,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.dir = Path(workdir)
@@ -852,8 +979,11 @@ class Kubelet:
         self.api = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
+        self.events = client.EventsV1Api(self.api)
         self._log_handler: logging.Handler | None = None
         self._watch: watch.Watch | None = None
+        self._serving_cert = serving_cert
+        self._servers: dict[str, _LogServer] = {}
 
     # -- public --
 
@@ -869,6 +999,14 @@ class Kubelet:
         log.setLevel(logging.INFO)
         self._log_handler = handler
         for node in self.nodes:
+            if self._serving_cert is not None:
+                server = _LogServer(self, *self._serving_cert)
+                self._servers[node.name] = server
+                t = threading.Thread(
+                    target=server.serve_forever, name=f"kubelet-https-{node.name}", daemon=True
+                )
+                t.start()
+                self._threads.append(t)
             self._register(node)
         for target, name in [(self._heartbeat_loop, "heartbeat"), (self._watch_loop, "pod-watch")]:
             t = threading.Thread(target=target, name=f"kubelet-{name}", daemon=True)
@@ -889,6 +1027,9 @@ class Kubelet:
             if run.proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     run.proc.wait(timeout=timeout)
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
         for t in self._threads:
             t.join(timeout=2)
         if self._log_handler is not None:
@@ -912,6 +1053,17 @@ class Kubelet:
             return self.log_path(namespace, name).read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    @property
+    def ports(self) -> list[int]:
+        """The HTTPS ports this stand-in listens on (one per node)."""
+        return [s.port for s in self._servers.values()]
+
+    def run_for(self, namespace: str, name: str) -> PodRun | None:
+        """The newest PodRun of a pod by namespace and name, if this stand-in ran it."""
+        with self._lock:
+            runs = [r for r in self._runs.values() if (r.namespace, r.name) == (namespace, name)]
+        return runs[-1] if runs else None
 
     def running_pids(self) -> list[int]:
         """Process-group ids of pods whose process has not been reaped."""
@@ -1026,7 +1178,7 @@ class Kubelet:
                 {"type": "InternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": node.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self._port(node)}},
             "nodeInfo": {
                 "machineID": "",
                 "systemUUID": "",
@@ -1040,6 +1192,10 @@ class Kubelet:
                 "architecture": "amd64",
             },
         }
+
+    def _port(self, node: NodeSpec) -> int:
+        server = self._servers.get(node.name)
+        return server.port if server else 10250
 
     def _register(self, node: NodeSpec) -> None:
         labels = {

@@ -230,6 +230,21 @@ def test_fallback_to_logs_on_error(cluster: Cluster, ns: str) -> None:
     assert cluster.core.read_namespaced_pod("crashes", ns).status.phase == "Failed"
 
 
+def test_kubectl_logs_go_through_the_apiserver_to_the_stand_in(cluster: Cluster, ns: str) -> None:
+    script = "for i in range(5): print(f'line {i}')"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "talks"},
+        "spec": {"restartPolicy": "Never", "containers": [container(script)]},
+    }
+    cluster.core.create_namespaced_pod(ns, pod)
+    wait_for(lambda: terminated(cluster, ns, "talks"), 30)
+    assert cluster.core.read_namespaced_pod_log("talks", ns, tail_lines=2) == "line 3\nline 4\n"
+    out = cluster.kubectl("logs", "-n", ns, "talks").stdout
+    assert out.splitlines() == [f"line {i}" for i in range(5)]
+
+
 def test_env_sources_and_mapped_paths(cluster: Cluster, ns: str) -> None:
     cluster.core.create_namespaced_secret(
         ns, {"metadata": {"name": "s3"}, "stringData": {"key": "AKIA", "secret": "shh"}}
