@@ -150,7 +150,14 @@ class Store:
 
     def check_bucket(self) -> None:
         """Raise StoreError if the bucket cannot be reached (absent, denied, endpoint down)."""
-        self._call("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as e:
+            # HEAD answers have no body: a bare 404 is the only way S3 says "no such bucket".
+            reason = StoreErrorReason.BUCKET_NOT_FOUND if _status(e) == 404 else classify(e)
+            raise StoreError(reason, "HeadBucket", _describe(e)) from e
+        except BotoCoreError as e:
+            raise StoreError(classify(e), "HeadBucket", _describe(e)) from e
 
     def fits(self, path: str) -> bool:
         """True if every key this path will need is within S3's 1,024-byte key limit."""
