@@ -2,7 +2,8 @@
 
 Real: an S3 server (moto's `ThreadedMotoServer`) on 127.0.0.1, reached by boto3 over
 HTTP exactly as a worker reaches AWS S3 or MinIO. Nothing here stands in for the code
-under test. The Kubernetes control plane fixture `cluster` lives in
+under test, except Gemini (`gemini`: a paid remote API) which is a local server
+speaking its REST protocol. The Kubernetes control plane fixture `cluster` lives in
 `tests/cluster/fixtures.py` and is loaded as a plugin.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.gemini import FakeGemini
 from videopipe.s3 import make_client
 
 pytest_plugins: list[str] = ["tests.cluster.fixtures"]
@@ -58,3 +60,13 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def gemini() -> Iterator[FakeGemini]:
+    """The Gemini stand-in (a paid remote API): a local server speaking its REST protocol."""
+    server = FakeGemini()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -114,12 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         if code:
             WorkerReport("failed", ExitCode.CONFIG, "Usage", "invalid command line").write()
         return code
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # its own chatter
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="videopipe: %(message)s",
-        stream=sys.stderr,
-    )
+    # Our own progress at INFO; libraries (boto3, faster-whisper) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="videopipe: %(message)s", stream=sys.stderr)
+    for name in ("videopipe", "videopipe_worker"):
+        logging.getLogger(name).setLevel(logging.WARNING if args.quiet else logging.INFO)
     report = WorkerReport("failed", ExitCode.RETRYABLE, input=args.input)
     try:
         result = run(settings_from_args(args))

@@ -10,6 +10,7 @@ no WAV file on disk, and a URL input is read in byte ranges, never piped to stdi
 from __future__ import annotations
 
 import re
+import urllib.request
 from dataclasses import dataclass
 
 import ffmpeg
@@ -21,6 +22,7 @@ SAMPLE_RATE = 16_000
 # A decode shorter than this share of the advertised duration means a truncated file.
 MIN_DECODED_SHARE = 0.9
 NETWORK_TIMEOUT_US = str(60 * 1_000_000)
+ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 
 
 @dataclass(frozen=True)
@@ -121,14 +123,36 @@ def _classify(err: ffmpeg.Error, name: str, stage: str, source: str) -> WorkerEr
         for word in ("connection refused", "timed out", "connection reset", "server returned 5")
     ):
         return Retryable("InputUnreachable", f"cannot {stage} {name} over the network: {detail}")
-    if "moov atom not found" in lowered:
+    if "moov atom not found" in lowered and _starts_like_mp4(source):
         return BadInput(
             "Truncated",
             f"{name} is truncated or still uploading (moov atom not found): upload it again",
         )
-    if "invalid data found" in lowered or "could not find codec" in lowered:
+    if any(
+        phrase in lowered
+        for phrase in ("invalid data found", "could not find codec", "moov atom not found")
+    ):
         return BadInput("NotMedia", f"{name} is not a video or audio file ffmpeg can read")
     return BadInput("Corrupt", f"cannot {stage} {name}: {detail or 'ffmpeg failed'}")
+
+
+def _starts_like_mp4(source: str) -> bool:
+    """An ISO media file (mp4, mov, m4a) opens with a box such as `ftyp` at byte 4.
+
+    ffmpeg picks its demuxer from the extension, so a text file named `.mp4` also
+    reports a missing moov atom: the first bytes tell a cut-off upload from a non-video.
+    """
+    try:
+        if source.startswith(("http://", "https://")):
+            request = urllib.request.Request(source, headers={"Range": "bytes=0-11"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                head = response.read(12)
+        else:
+            with open(source, "rb") as file:
+                head = file.read(12)
+    except OSError:
+        return True  # cannot tell: the message about truncation is the likelier one
+    return head[4:8] in ISO_BOXES
 
 
 def _network_options(source: str) -> dict[str, str]:

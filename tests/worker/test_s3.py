@@ -1,0 +1,155 @@
+"""The worker against a real S3 server (moto on 127.0.0.1, boto3 over HTTP).
+
+Input is read through a presigned URL in byte ranges; a store that ignores ranges
+(some gateways do) must still work through the download fallback, which we prove
+with a small HTTP proxy in front of the S3 server that drops `Range` headers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from videopipe.layout import RESULT_FILES
+
+from tests.conftest import free_port
+from tests.support.cli import run_transcribe
+
+
+def upload(s3, bucket: str, key: str, path: Path) -> str:
+    s3.upload_file(str(path), bucket, key)
+    return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+
+
+def test_s3_in_and_out_with_endpoint_from_environment(
+    s3, bucket: str, s3_endpoint: str, talk_video: Path
+) -> None:
+    key = "pending/équipe A/quarterly review (final).mp4"
+    etag = upload(s3, bucket, key, talk_video)
+    prefix = "results/équipe A/quarterly review (final).mp4/"
+    run = run_transcribe(
+        f"s3://{bucket}/{key}",
+        "--output",
+        f"s3://{bucket}/{prefix}",
+        env={"AWS_ENDPOINT_URL": s3_endpoint},
+    )
+    assert run.code == 0, run
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    assert {o["Key"].removeprefix(prefix) for o in listed} == set(RESULT_FILES) - {"summary.json"}
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
+    assert manifest["input"]["etag"] == etag
+    assert manifest["input"]["uri"] == f"s3://{bucket}/{key}"
+    vtt = s3.get_object(Bucket=bucket, Key=prefix + "transcript.vtt")
+    assert vtt["ContentType"] == "text/vtt"
+    assert vtt["Body"].read().startswith(b"WEBVTT")
+    assert run.report["results"] == f"s3://{bucket}/{prefix}"
+    assert "X-Amz-Signature" not in run.stderr + json.dumps(run.report)
+
+
+class NoRangeProxy:
+    """An S3 front that answers every ranged GET with the whole object (200)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.full_gets = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "range"}
+                length = int(self.headers.get("Content-Length", 0) or 0)
+                body = self.rfile.read(length) if length else None
+                request = urllib.request.Request(
+                    upstream + self.path, data=body, headers=headers, method=self.command
+                )
+                try:
+                    with urllib.request.urlopen(request) as response:
+                        status, reply_headers, data = (
+                            response.status,
+                            response.headers,
+                            response.read(),
+                        )
+                except urllib.error.HTTPError as err:
+                    status, reply_headers, data = err.code, err.headers, err.read()
+                if self.command == "GET" and status == 200:
+                    proxy.full_gets += 1
+                self.send_response(status)
+                for name, value in reply_headers.items():
+                    if name.lower() not in {
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "accept-ranges",
+                        "date",
+                        "server",
+                    }:
+                        self.send_header(name, value)
+                length = reply_headers.get("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def no_range_store(s3_endpoint: str) -> Iterator[NoRangeProxy]:
+    proxy = NoRangeProxy(s3_endpoint)
+    yield proxy
+    proxy.server.shutdown()
+    proxy.server.server_close()
+
+
+def test_store_without_range_requests_falls_back_to_download(
+    s3, bucket: str, talk_video: Path, no_range_store: NoRangeProxy, tmp_path: Path
+) -> None:
+    upload(s3, bucket, "pending/talk.mp4", talk_video)
+    run = run_transcribe(
+        f"s3://{bucket}/pending/talk.mp4",
+        "--output",
+        str(tmp_path),
+        "--endpoint-url",
+        no_range_store.url,
+    )
+    assert run.code == 0, run
+    assert "refuses range requests; downloading talk.mp4" in run.stderr
+    assert no_range_store.full_gets >= 2  # the range probe, then the download
+    assert json.loads((tmp_path / "transcript.json").read_text())["text"]
+
+
+def test_unreachable_store_is_retryable(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    run = run_transcribe(
+        "s3://videos/pending/talk.mp4", "--output", str(tmp_path), "--endpoint-url", dead
+    )
+    assert run.code == 1, run
+    assert run.report["reason"] == "S3Unreachable"
+    assert "cannot reach the S3 endpoint" in run.stderr
+
+
+def test_missing_object_and_bucket_are_configuration_errors(
+    bucket: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    missing = run_transcribe(
+        f"s3://{bucket}/pending/gone.mp4", "--output", str(tmp_path), "--endpoint-url", s3_endpoint
+    )
+    assert missing.code == 2, missing
+    assert missing.report["reason"] == "InputNotFound"
+    no_bucket = run_transcribe(
+        "s3://no-such-bucket-here/a.mp4", "--output", str(tmp_path), "--endpoint-url", s3_endpoint
+    )
+    assert no_bucket.code == 2, no_bucket
+    assert "does not exist" in no_bucket.stderr or "no such object" in no_bucket.stderr
