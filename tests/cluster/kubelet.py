@@ -337,7 +337,7 @@ class PodRun(threading.Thread):
             if not restart:
                 phase = "Succeeded" if exit_code == 0 else "Failed"
                 self._report(phase, {"terminated": terminated})
-                self._wait_for_deletion()
+                # The thread ends here; a later deletion is handled by Kubelet._dispatch.
                 return
             self.restart_count += 1
             self.last_state = {"terminated": terminated}
@@ -361,13 +361,6 @@ class PodRun(threading.Thread):
         """Sleep, but wake at once when deletion is requested."""
         self._wake.wait(seconds)
         self._wake.clear()
-
-    def _wait_for_deletion(self) -> None:
-        """A terminal pod stays until someone deletes it; then it is removed with grace 0."""
-        while not self.deleting and not self.kubelet.stopping.is_set():
-            self._sleep(5)
-        if self.deleting and not self._gone:
-            self._delete_now()
 
     # -- preparing a container --
 
@@ -710,6 +703,7 @@ class PodRun(threading.Thread):
             self._delete_now()
 
     def _delete_now(self) -> None:
+        """Remove the pod object with grace 0 (only this pod: the uid is a precondition)."""
         try:
             self.kubelet.core.delete_namespaced_pod(
                 self.name,
@@ -1349,6 +1343,12 @@ class Kubelet:
                 return
             if deleted:
                 run.gone()
+            elif run.finished.is_set():
+                # A terminal pod being deleted: nothing runs, so remove it at once, as the
+                # kubelet does (the apiserver usually gives terminal pods grace 0 already).
+                meta = pod["metadata"]
+                if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds") != 0:
+                    run._delete_now()
             else:
                 run.update(pod)
         except Exception:

@@ -359,6 +359,39 @@ def test_missing_secret_key_is_create_container_config_error(cluster: Cluster, n
     assert "t0k3n" in cluster.pod_log(ns, "needs-secret")
 
 
+def test_on_failure_restarts_the_container_in_place(cluster: Cluster, ns: str) -> None:
+    # First run fails, the second (after the kubelet's 10 s CrashLoopBackOff) succeeds.
+    script = (
+        "import os, sys\n"
+        "marker = os.path.join(os.environ['STATE'], 'ran-once')\n"
+        "if not os.path.exists(marker):\n"
+        "    open(marker, 'w').close(); sys.exit(1)\n"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "retries"},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "volumes": [{"name": "state", "emptyDir": {}}],
+            "containers": [
+                container(
+                    script,
+                    env=[{"name": "STATE", "value": "/state"}],
+                    volumeMounts=[{"name": "state", "mountPath": "/state"}],
+                )
+            ],
+        },
+    }
+    cluster.core.create_namespaced_pod(ns, pod)
+    state = wait_for(lambda: terminated(cluster, ns, "retries"), 40)
+    p = cluster.core.read_namespaced_pod("retries", ns)
+    assert (p.status.phase, state.exit_code) == ("Succeeded", 0)
+    status = p.status.container_statuses[0]
+    assert status.restart_count == 1
+    assert status.last_state.terminated.exit_code == 1
+
+
 def test_deleting_a_pod_kills_its_process(cluster: Cluster, ns: str) -> None:
     script = (
         "import os, time; open(os.environ['PIDFILE'], 'w').write(str(os.getpid())); time.sleep(300)"
