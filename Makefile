@@ -41,8 +41,12 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 test: install k8s-binaries lint  ## Run the whole test suite (installs what it needs)
 	$(BIN)/pytest
 
-demo: install  ## Transcribe the sample talk shipped in samples/
-	$(BIN)/python -m videopipe_worker.demo
+demo: install  ## Transcribe the sample talk shipped in samples/ into demo-output/
+	$(BIN)/videopipe transcribe samples/talk.mp4 --output demo-output/
+	@printf '\nTranscript of samples/talk.mp4:\n\n'
+	@cat demo-output/transcript.txt
+	@printf '\nFiles written to demo-output/:\n'
+	@ls -1 demo-output | sed 's/^/  /'
 
 bench: install  ## Run the benchmarks under bench/ (prints tables)
 	$(BIN)/python bench/worker.py

@@ -106,7 +106,7 @@ def test_manifest_is_complete_and_report_says_success(
     assert manifest["compute_type"] == "int8"
     assert manifest["settings"]["word_timestamps"] is True
     assert {"probe", "extract", "load_model", "transcribe", "write"} <= set(manifest["timings"])
-    assert manifest["summary"].startswith("no Gemini API key")
+    assert manifest["summary"].startswith("skipped: no Gemini API key")
     assert manifest["versions"]["faster-whisper"]
 
     report = run.report

@@ -51,7 +51,7 @@ class PipelineResult:
     info: media.MediaInfo
     transcript: Transcript
     summary: dict[str, Any] | None
-    summary_status: str  # "written", or why it was skipped
+    summary_status: str  # "written", or "skipped: <why>"
     files: dict[str, str]
     timings: dict[str, float]  # per stage; model loading overlaps probe and extract
     wall_seconds: float = 0.0
@@ -119,8 +119,8 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
         files["transcript.txt"] = output.write(
             "transcript.txt", formats.to_txt(transcript).encode()
         )
-    summary, status = None, _summary_skip_reason(settings, transcript)
-    if status is None:
+    summary, skip_reason = None, _summary_skip_reason(settings, transcript)
+    if skip_reason is None:
         with timed(timings, "summarize"):
             summary = summarize.summarize(
                 transcript,
@@ -133,7 +133,8 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
             )
         status = "written"
     else:
-        log.info("summary skipped: %s", status)
+        status = f"skipped: {skip_reason}"
+        log.info("summary %s", status)
     result = PipelineResult(source, info, transcript, summary, status, files, timings)
     result.wall_seconds = round(time.perf_counter() - started, 3)
     manifest = build_manifest(settings, result, output.uri)
