@@ -36,8 +36,16 @@ if complete; then
     exit 0
 fi
 
-echo "building Kubernetes $version control plane and etcd into $out (first time: several minutes)" >&2
 mkdir -p "$cache"
+# One build at a time (two test sessions may start together); the second finds the cache filled.
+exec 9> "$cache/.k8s-$version.lock"
+flock 9
+if complete; then
+    echo "$out"
+    exit 0
+fi
+
+echo "building Kubernetes $version control plane and etcd into $out (first time: several minutes)" >&2
 tmp="$(mktemp -d "$cache/.k8s-$version.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 

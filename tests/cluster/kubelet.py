@@ -282,6 +282,9 @@ class PodRun(threading.Thread):
                 )
         finally:
             self._kill(signal.SIGKILL)
+            if self.deleting and not self._gone and not self.kubelet.stopping.is_set():
+                with contextlib.suppress(Exception):
+                    self._delete_now()
             self.finished.set()
 
     def _lifecycle(self) -> None:
@@ -289,6 +292,7 @@ class PodRun(threading.Thread):
         self._report("Pending", {"waiting": {"reason": "ContainerCreating"}})
         policy = self.spec.get("restartPolicy", "Always")
         backoff = self.kubelet.crashloop_base
+        last_problem = ""
         while True:
             if self.deleting:
                 self._finish_deletion(None)
@@ -296,17 +300,22 @@ class PodRun(threading.Thread):
             try:
                 argv, env, cwd, term_file = self._prepare()
             except ConfigError as e:
-                self._event("Failed", f"Error: {e}", "Warning")
-                self._report(
-                    self._phase_while_waiting(),
-                    {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}},
-                )
+                if str(e) != last_problem:  # report a problem once, retry quietly
+                    last_problem = str(e)
+                    self._event("Failed", f"Error: {e}", "Warning")
+                    self._report(
+                        self._phase_while_waiting(),
+                        {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}},
+                    )
                 self._sleep(self.kubelet.config_retry)
                 continue
             except MountError as e:
-                log.info("pod %s/%s: %s", self.namespace, self.name, e)
+                if str(e) != last_problem:
+                    last_problem = str(e)
+                    self._event("FailedMount", f"MountVolume.SetUp failed: {e}", "Warning")
                 self._sleep(self.kubelet.config_retry)
                 continue
+            last_problem = ""
 
             started = now_rfc3339()
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
