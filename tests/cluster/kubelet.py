@@ -27,10 +27,15 @@ scheduler binds to them:
   `podIP`/`hostIP` 127.0.0.1. restartPolicy OnFailure/Always restart in place with the
   kubelet's CrashLoopBackOff delays;
 - deletion: SIGTERM to the process group, SIGKILL after the grace period, terminal status, then
-  delete with gracePeriodSeconds=0 as the kubelet does (Job tracking finalizers then resolve).
+  delete with gracePeriodSeconds=0 as the kubelet does (Job tracking finalizers then resolve);
+- Events (Pulled, Started, Killing, Failed, BackOff, FailedMount) for `kubectl describe`, and
+  `/containerLogs` over HTTPS on each node's kubelet port, so `kubectl logs` works through the
+  apiserver (which verifies the stand-in's certificate, issued by the cluster CA).
 
-Not done: init and sidecar containers, probes, resource limits, image pulls, isolation. Stdout
-and stderr of a pod go to `<logdir>/<namespace>_<pod>.log`; `pod_log()` reads it.
+Stdout and stderr of a pod go to `<logdir>/<namespace>_<pod>.log`; `pod_log()` reads it.
+Not done: init and sidecar containers (only the first container runs; others show Waiting),
+probes (a running container is ready), resource limits, image pulls, isolation, `kubectl exec`,
+file paths hard-coded in a program (only env values, args and workingDir are mapped).
 """
 
 from __future__ import annotations
