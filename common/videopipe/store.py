@@ -223,9 +223,20 @@ class Store:
         """The worker writes `manifest.json` last: its presence means the results are whole."""
         return self.head(f"{self.layout.results_prefix(path)}manifest.json") is not None
 
+    def results_manifest(self, path: str) -> dict[str, Any] | None:
+        """The worker's `results/<path>/manifest.json`, or None if absent or unreadable.
+
+        Its `input.etag` names the object the results were made from, which tells results of
+        this very copy from those of an earlier video that had the same name.
+        """
+        return self._read_json(f"{self.layout.results_prefix(path)}manifest.json")
+
     def read_error(self, path: str) -> dict[str, Any] | None:
+        return self._read_json(self.layout.error_key(path))
+
+    def _read_json(self, key: str) -> dict[str, Any] | None:
         try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=self.layout.error_key(path))
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
             data = json.loads(resp["Body"].read())
         except ClientError as e:
             if _status(e) == 404 or _error_code(e) in {"NoSuchKey", "404"}:
