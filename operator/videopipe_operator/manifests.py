@@ -217,10 +217,11 @@ def worker_resources(vj: VideoJobView, config: Config) -> Json:
     configured = (vj.worker.get("resources") or {}).get(vj.accelerator.value)
     default = config.gpu_resources if vj.accelerator is Accelerator.GPU else config.cpu_resources
     chosen = configured if configured is not None else default
-    resources: Json = {k: dict(v) for k, v in chosen.items() if v}
+    # Quantities as strings: the API accepts ints too, but the typed clients do not.
+    resources: Json = {k: {n: str(q) for n, q in v.items()} for k, v in chosen.items() if v}
     if vj.accelerator is Accelerator.GPU:
-        resources.setdefault("limits", {})[GPU_RESOURCE] = 1
-        resources.setdefault("requests", {})[GPU_RESOURCE] = 1
+        resources.setdefault("limits", {})[GPU_RESOURCE] = "1"
+        resources.setdefault("requests", {})[GPU_RESOURCE] = "1"
     return resources
 
 

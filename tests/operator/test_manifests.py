@@ -189,7 +189,7 @@ def test_gpu_route(config: Config) -> None:
     source = source_body(accelerator={"policy": "gpu", "gpuType": "nvidia-tesla-t4"})
     job = job_for(config, source=source)
     pod = job["spec"]["template"]["spec"]
-    assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container(job)["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
         "tolerations"
     ]
