@@ -1,0 +1,109 @@
+"""A store that ignores conditional writes: moto behind a proxy that drops the headers.
+
+Some S3-compatible stores accept `If-None-Match` / `If-Match` on a PUT and simply ignore them
+(GCS's S3 interoperability does not document them for writes). Such a store is moto, seen
+through this proxy: every request is forwarded unchanged except that those two headers are
+removed from writes (PUT, DELETE), so the store really does not see them, and the runner's
+probe must notice it by the answers alone. Reads keep their headers (ranged and conditional GETs).
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DROPPED = {"if-none-match", "if-match"}
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+class UnconditionalProxy:
+    def __init__(self, upstream: str) -> None:
+        self.dropped = 0  # conditional headers removed so far
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self._body()
+                headers = {}
+                for name, value in self.headers.items():
+                    lower = name.lower()
+                    if lower in HOP_BY_HOP or lower == "host":
+                        continue
+                    if lower in DROPPED and self.command in {"PUT", "DELETE"}:
+                        proxy.dropped += 1
+                        continue
+                    headers[name] = value
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
+                request = urllib.request.Request(
+                    upstream + self.path, data=body, headers=headers, method=self.command
+                )
+                try:
+                    with _opener.open(request, timeout=60) as response:
+                        status, reply, data = response.status, response.headers, response.read()
+                except urllib.error.HTTPError as err:
+                    status, reply, data = err.code, err.headers, err.read()
+                self.send_response(status)
+                for name, value in reply.items():
+                    if name.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}:
+                        self.send_header(name, value)
+                if reply.get("Date"):
+                    self.send_header("Date", reply["Date"])  # the store's clock, not ours
+                length = reply.get("Content-Length") if self.command == "HEAD" else len(data)
+                self.send_header("Content-Length", str(length or 0))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _body(self) -> bytes | None:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length", 0) or 0)
+                if length or self.command in {"PUT", "POST"}:
+                    return self.rfile.read(length)
+                return None
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+            def send_response(self, code: int, message: str | None = None) -> None:
+                # No Server/Date of our own: the store's Date is forwarded above.
+                self.log_request(code)
+                self.send_response_only(code, message)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+__all__ = ["UnconditionalProxy"]
