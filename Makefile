@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng
 # Root on CI; sudo for a developer who is not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-packages test lint format demo bench k8s-binaries cluster clean
+.PHONY: help install system-packages test lint format demo bench k8s-binaries cluster clean tools chart-crds
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,15 +38,11 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install k8s-binaries lint  ## Run the whole test suite (installs what it needs)
+test: install tools k8s-binaries lint  ## Run the whole test suite (installs what it needs)
 	$(BIN)/pytest
 
-demo: install  ## Transcribe the sample talk shipped in samples/ into demo-output/
-	$(BIN)/videopipe transcribe samples/talk.mp4 --output demo-output/
-	@printf '\nTranscript of samples/talk.mp4:\n\n'
-	@cat demo-output/transcript.txt
-	@printf '\nFiles written to demo-output/:\n'
-	@ls -1 demo-output | sed 's/^/  /'
+demo: install  ## The real loop offline: local S3, sample talk through `videopipe run --once`
+	$(BIN)/python demo/demo.py --output demo-output
 
 bench: install  ## Run the benchmarks under bench/ (prints tables)
 	$(BIN)/python bench/worker.py
@@ -54,8 +50,26 @@ bench: install  ## Run the benchmarks under bench/ (prints tables)
 k8s-binaries:  ## Build etcd and the Kubernetes control plane from source (cached)
 	bash tests/cluster/build-binaries.sh
 
+# checkov pins many packages exactly (boto3 among them): it gets a venv of its own so that it
+# never changes what the product is tested with. tests/chart runs $(TOOLS)/bin/checkov.
+TOOLS := .venv-tools
+CHECKOV_VERSION := 3.3.30
+TOOLS_STAMP := $(TOOLS)/.installed-checkov-$(CHECKOV_VERSION)
+
+tools: $(TOOLS_STAMP)  ## Tool venv .venv-tools with checkov (idempotent)
+
+$(TOOLS_STAMP):
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+chart-crds:  ## Copy crds/ (the source of truth) into charts/videopipe/crds/
+	rm -f charts/videopipe/crds/*.yaml
+	cp crds/*.yaml charts/videopipe/crds/
+
 cluster: install k8s-binaries  ## Start the test control plane in the foreground
 	$(BIN)/python -m tests.cluster
 
 clean:  ## Remove the venv and generated files (not the binary cache)
-	rm -rf $(VENV) demo-output .cluster .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) demo-output .cluster .pytest_cache .ruff_cache
