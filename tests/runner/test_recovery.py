@@ -94,5 +94,6 @@ def test_a_live_lock_is_left_alone(s3, bucket, s3_endpoint, clips, tmp_path):
     assert run.code == 0, run
     assert run.report["videos"] == []
     assert "Nothing to do" in run.stdout
+    assert "left 1 video(s) to other runners" in run.stderr
     assert keys(s3, bucket) == {"pending/mine.mp4", ".videopipe/locks/mine.mp4"}
     other.release(lease)

@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("videopipe_worker") is None or not _worker_deps():
         log.error("videopipe run needs the worker: pip install 'videopipe[worker]'")
         return RunExit.CONFIG
+    shutdown = Shutdown()
+    shutdown.install()  # from here on a signal is a clean stop, never a traceback
     try:
         store = open_store(settings)
         claims, support = open_claims(store, settings)
@@ -209,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("s3://%s: %s", settings.bucket, e.message)
         config = {StoreErrorReason.BUCKET_NOT_FOUND, StoreErrorReason.ACCESS_DENIED}
         return RunExit.CONFIG if e.reason in config else RunExit.NOT_ALL_DONE
-    shutdown = Shutdown()
-    shutdown.install()
     title = (
         f"videopipe run {settings.uri} · {'once' if settings.once else 'watching'} · "
         f"{settings.concurrency} at a time"

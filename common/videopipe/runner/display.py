@@ -63,6 +63,8 @@ class LogDisplay:
             if self._last.get(status.path) == status.label:
                 return
             self._last[status.path] = status.label
+            if status.done:
+                del self._last[status.path]  # a long watch must not remember every video
         # Claiming, moving and finishing take milliseconds: worth a line only when debugging.
         quiet = status.outcome is None and status.step in QUIET_STEPS
         log.log(logging.DEBUG if quiet else logging.INFO, "%s", describe(status))
@@ -88,13 +90,17 @@ class LiveDisplay:
 
     def update(self, status: VideoStatus) -> None:
         with self._mutex:
-            self._rows.pop(status.path, None)  # newest last
-            self._rows[status.path] = status
+            if self._rows.get(status.path) is not status:  # rows stay in the order of claims
+                self._rows.pop(status.path, None)
+                self._rows[status.path] = status
+            finished = [path for path, s in self._rows.items() if s.done]
+            for path in finished[:-MAX_FINISHED_ROWS]:
+                del self._rows[path]
 
     def _render(self) -> RenderableType:
         with self._mutex:
             rows = list(self._rows.values())
-        finished = [s for s in rows if s.done][-MAX_FINISHED_ROWS:]
+        finished = [s for s in rows if s.done]
         active = [s for s in rows if not s.done]
         table = Table(
             title=self.title, title_justify="left", expand=False, box=None, pad_edge=False

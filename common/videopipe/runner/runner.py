@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from videopipe.layout import Folder, Layout
@@ -36,6 +37,7 @@ from videopipe.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 ONCE_WAKE_SECONDS = 5.0  # --once: look again at least this often while trips run
+WATCH_MEMORY = 1000  # --watch: outcomes kept for the summary and --report at the end
 
 UNSAFE_STORE_WARNING = (
     "this S3 store does not honour conditional writes (If-None-Match / If-Match): "
@@ -74,9 +76,11 @@ class Runner:
     ) -> None:
         self.settings, self.store, self.claims = settings, store, claims
         self.ctx, self.shutdown = ctx, shutdown
-        self.finished: list[VideoStatus] = []
+        # Every video of a --once run; the latest ones of a long --watch.
+        self.finished: deque[VideoStatus] = deque(maxlen=None if settings.once else WATCH_MEMORY)
         self._futures: dict[Future[VideoStatus | None], str] = {}
         self._taken: set[str] = set()  # --once: paths already handled; always: hopeless ones
+        self._elsewhere: set[str] = set()  # paths locked by other runners in the last pass
         self._beat_stop = threading.Event()
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="video")
 
@@ -90,6 +94,7 @@ class Runner:
             while not self.shutdown.stopping.is_set():
                 self.shutdown.wake.clear()
                 self._collect()
+                self._elsewhere.clear()
                 try:
                     self._resume_orphans()
                     self._claim_pending()
@@ -103,6 +108,7 @@ class Runner:
                         self.settings.interval,
                     )
                 if self.settings.once and not self._futures:
+                    self._tell_elsewhere()
                     break
                 timeout = ONCE_WAKE_SECONDS if self.settings.once else self.settings.interval
                 self.shutdown.wake.wait(timeout)
@@ -110,7 +116,7 @@ class Runner:
             self._drain()
             self._beat_stop.set()
             beat.join(timeout=10)
-        return self.finished
+        return list(self.finished)
 
     def _free_slots(self) -> int:
         return self.settings.concurrency - len(self._futures)
@@ -125,7 +131,8 @@ class Runner:
                 continue
             holder = self.claims.inspect(path)
             if holder is not None and not holder.expired:
-                continue  # a live runner works on it
+                self._elsewhere.add(path)  # a live runner works on it
+                continue
             lease = self.claims.acquire(path)
             if lease is not None:
                 self._start(Trip(self.ctx, lease, Folder.PROCESSING))
@@ -141,7 +148,8 @@ class Runner:
                 continue
             lease = self.claims.acquire(path)
             if lease is None:
-                continue  # another runner's
+                self._elsewhere.add(path)  # another runner's
+                continue
             self._start(Trip(self.ctx, lease, Folder.PENDING))
             if self._free_slots() <= 0:
                 return
@@ -189,6 +197,14 @@ class Runner:
             wait(list(self._futures))
         self._collect()
         self._pool.shutdown(wait=True)
+
+    def _tell_elsewhere(self) -> None:
+        if self._elsewhere:
+            log.info(
+                "left %d video(s) to other runners: their locks are live (a stopped runner's "
+                "videos are taken over once its lease expires)",
+                len(self._elsewhere),
+            )
 
     # -- leases --
 
