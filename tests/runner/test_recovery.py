@@ -97,3 +97,50 @@ def test_a_live_lock_is_left_alone(s3, bucket, s3_endpoint, clips, tmp_path):
     assert "left 1 video(s) to other runners" in run.stderr
     assert keys(s3, bucket) == {"pending/mine.mp4", ".videopipe/locks/mine.mp4"}
     other.release(lease)
+
+
+def test_a_stalled_runner_that_lost_its_lease_touches_nothing(
+    s3, bucket, s3_endpoint, clips, tmp_path
+):
+    """SIGSTOP is a stalled VM: its lease expires, another runner takes the video over, and
+    when the stalled one wakes up its renewal fails, so it stops and leaves the video alone."""
+    store = Store(s3, bucket, Layout())
+    upload(s3, bucket, "pending/talk.mp4", clips["delta"])
+    stalled = RunnerProcess(
+        tmp_path,
+        f"s3://{bucket}",
+        "--endpoint",
+        s3_endpoint,
+        "--no-summary",
+        "--watch",
+        "--interval",
+        "1",
+        "--lease",
+        "2",
+    )
+    wait_for("its worker to start", lambda: "running the worker" in stalled.stderr)
+    stalled.signal(signal.SIGSTOP)
+    try:
+        wait_for("the lease to expire", lambda: expired(store, "talk.mp4"), timeout=30)
+        successor = Claims(store, lease_seconds=600)
+        lease = successor.acquire("talk.mp4")
+        assert lease is not None
+    finally:
+        stalled.signal(signal.SIGCONT)
+    wait_for("the stalled runner to notice", lambda: "LeaseLost" in stalled.stderr, timeout=30)
+    stalled.signal(signal.SIGTERM)
+    run = stalled.wait(timeout=60)
+
+    assert run.code == 0, run
+    assert (run.videos["talk.mp4"]["outcome"], run.videos["talk.mp4"]["reason"]) == (
+        "skipped",
+        "LeaseLost",
+    )
+    # The video stays where the successor expects it, under the successor's lock.
+    assert keys(s3, bucket) - keys(s3, bucket, "results/") == {
+        "processing/talk.mp4",
+        ".videopipe/locks/talk.mp4",
+    }
+    holder = successor.inspect("talk.mp4")
+    assert holder is not None and holder.owner == successor.owner
+    successor.release(lease)
