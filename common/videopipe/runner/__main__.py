@@ -73,18 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="keep polling pending/ until SIGTERM or SIGINT",
     )
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
-    parser.add_argument("-j", "--concurrency", type=int, default=1, help="workers at once")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between polls with --watch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-j",
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="workers at once (default: %(default)s)",
+    )
     parser.add_argument(
         "--grace",
         type=float,
         default=60.0,
+        metavar="SECONDS",
         help="seconds videos in flight may finish after SIGTERM/SIGINT (default: %(default)s)",
     )
     parser.add_argument(
         "--lease",
         type=float,
         default=60.0,
+        metavar="SECONDS",
         help="seconds a claim lasts without renewal; a crashed runner's videos are taken over "
         "after it (default: %(default)s)",
     )
@@ -92,15 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-attempts",
         type=int,
         default=3,
+        metavar="N",
         help="worker runs per video for retryable failures (default: %(default)s)",
     )
     parser.add_argument(
         "--backoff",
         type=float,
         default=10.0,
+        metavar="SECONDS",
         help="seconds before the first retry, doubled for each next (default: %(default)s)",
     )
-    parser.add_argument("--report", type=Path, help="write every video's outcome as JSON here")
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE", help="write every video's outcome as JSON here"
+    )
     parser.add_argument(
         "--plain", action="store_true", help="log lines instead of a live table on a terminal"
     )
@@ -110,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint",
         "--endpoint-url",
         dest="endpoint",
+        metavar="URL",
         help="S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)",
     )
     s3.add_argument("--region", help="default: AWS_REGION")
