@@ -28,7 +28,7 @@ from videopipe.runner.status import Step, VideoStatus
 
 log = logging.getLogger("videopipe.runner")
 
-QUIET_STEPS = frozenset({Step.CLAIMED, Step.MOVING, Step.FINISHING})
+QUIET_STEPS = frozenset({Step.CLAIMED, Step.MOVING, Step.FINISHING, Step.GONE})
 MAX_FINISHED_ROWS = 20  # a long watch keeps only the latest finished videos on screen
 STYLES = {
     Outcome.COMPLETED: "green",
@@ -63,7 +63,7 @@ class LogDisplay:
             if self._last.get(status.path) == status.label:
                 return
             self._last[status.path] = status.label
-            if status.done:
+            if status.done or status.step is Step.GONE:
                 del self._last[status.path]  # a long watch must not remember every video
         # Claiming, moving and finishing take milliseconds: worth a line only when debugging.
         quiet = status.outcome is None and status.step in QUIET_STEPS
@@ -90,6 +90,10 @@ class LiveDisplay:
 
     def update(self, status: VideoStatus) -> None:
         with self._mutex:
+            if status.step is Step.GONE:
+                if self._rows.get(status.path) is status:
+                    del self._rows[status.path]
+                return
             if self._rows.get(status.path) is not status:  # rows stay in the order of claims
                 self._rows.pop(status.path, None)
                 self._rows[status.path] = status

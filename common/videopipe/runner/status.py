@@ -23,6 +23,7 @@ class Step(StrEnum):
     WAITING = "waiting"  # a retryable failure: backing off before the next run
     FINISHING = "finishing"  # moving to completed/ or failed/
     RETURNING = "returning"  # shutting down: stopping the worker, back to pending/
+    GONE = "gone"  # not there any more once claimed (another runner finished it): not reported
 
 
 @dataclass

@@ -70,7 +70,10 @@ class Trip:
     def run(self) -> VideoStatus | None:
         """Carry the video to its final folder; None if it was gone (nothing to report)."""
         try:
-            return self._run()
+            status = self._run()
+            if status is None:
+                self._set(Step.GONE)
+            return status
         except LeaseLost:
             return self._end(
                 Outcome.SKIPPED,
