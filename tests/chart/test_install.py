@@ -1,0 +1,360 @@
+"""`helm install` on the real control plane, and a video through the operator it configured.
+
+Real: the control plane (etcd, kube-apiserver with RBAC and PodSecurity admission, controller-
+manager, scheduler, built from source), Helm's Go SDK doing the install (server-side apply, CRDs
+from the chart's crds/), the namespace enforcing Pod Security `restricted`, moto's S3 server,
+espeak-ng speech in an mp4, faster-whisper tiny.en in the worker. Standing in: the kubelet, which
+runs the chart's operator pod and the worker pods as local processes from `.venv` with their own
+ServiceAccount tokens (TokenRequest, bound to the pod), so the operator calls the API as the
+chart's ServiceAccount and nothing else: RBAC applies to it exactly as in a cluster.
+
+Proofs: the RBAC is enough (a video goes pending/ → completed/ with results), the Jobs the
+operator creates are admitted under `restricted`, and the RBAC is not too much (the operator's
+token cannot read Secrets elsewhere or touch other namespaces' Jobs; the worker's has no rights).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.chart.conftest import CHART, REPO, Json
+from tests.cluster.harness import Cluster, wait_for
+from tests.conftest import free_port
+from tests.support import media
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+RELEASE = "vp"
+FULLNAME = f"{RELEASE}-videopipe"
+WORKER_SA = f"{FULLNAME}-worker"
+GROUP, VERSION = "videopipe.dev", "v1alpha1"
+VIDEOPIPE = REPO / ".venv" / "bin" / "videopipe"
+TEXT = "Hello from the chart test. The operator was installed with Helm."
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return media.talk(TEXT, tmp_path_factory.mktemp("chart-media") / "talk.mp4")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace that enforces Pod Security `restricted` (the worker Jobs must be admitted)."""
+    name = cluster.create_namespace(f"vp-chart-{uuid.uuid4().hex[:6]}", pod_security="restricted")
+    yield name
+    _release_finalizers(cluster, name)
+    cluster.delete_namespace(name)
+
+
+def _release_finalizers(cluster: Cluster, namespace: str) -> None:
+    """Drop finalizers once no operator runs, so that the namespace can go."""
+    custom = client.CustomObjectsApi(cluster.api)
+    for plural in ("videojobs", "videosources"):
+        try:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        except client.ApiException:
+            continue
+        for item in items["items"]:
+            try:
+                custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    item["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+            except client.ApiException as e:
+                if e.status != 404:
+                    raise
+
+
+def _api_as(kubeconfig: Path) -> client.ApiClient:
+    """An ApiClient that authenticates with the token in `kubeconfig` (never the admin's)."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def _status(call: Any, *args: Any, **kwargs: Any) -> int:
+    """The HTTP status of an API call: 200 if it went through, else the error's code."""
+    try:
+        call(*args, **kwargs)
+    except client.ApiException as e:
+        return e.status
+    return 200
+
+
+def _install_values(bucket: str, s3_endpoint: str) -> Json:
+    return {
+        # The stand-in runs the operator pod on this host: ports must be free here.
+        "operator": {"healthPort": free_port(), "metricsPort": free_port(), "logLevel": "INFO"},
+        "videoSource": {
+            "create": True,
+            "name": "talks",
+            "bucket": bucket,
+            "endpoint": s3_endpoint,
+            "region": "us-east-1",
+            "pollIntervalSeconds": 1,
+            "accelerator": {"policy": "cpu"},
+            "worker": {"summary": False},
+            "jobs": {"backoffLimit": 0, "ttlSecondsAfterFinished": 600},
+        },
+        "s3Credentials": {"accessKeyId": "testing", "secretAccessKey": "testing"},
+    }
+
+
+def _crd_names(cluster: Cluster) -> set[str]:
+    ext = client.ApiextensionsV1Api(cluster.api)
+    return {c.metadata.name for c in ext.list_custom_resource_definition().items}
+
+
+@dataclass
+class LocalOperator:
+    """The chart's operator command and env, run here as a subprocess (see `operator_from`)."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    health_port: int
+
+    def ready(self) -> bool:
+        assert self.process.poll() is None, f"operator exited:\n{self.text()}"
+        try:
+            url = f"http://127.0.0.1:{self.health_port}/readyz"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def operator_from(deployment: client.V1Deployment, kubeconfig: Path, workdir: Path):
+    """Start `videopipe` with the installed Deployment's args and env, authenticated by
+    `kubeconfig` (a ServiceAccount token), listening on 127.0.0.1."""
+    (container,) = deployment.spec.template.spec.containers
+    args = list(container.args)
+    health = int(args[args.index("--health-port") + 1])
+    env = {e.name: e.value for e in container.env if e.value is not None}
+    env.update(HOME=str(workdir), TMPDIR=str(workdir))  # the pod's /tmp emptyDir
+    environ = {**os.environ, **env, "KUBECONFIG": str(kubeconfig)}
+    log = workdir / "operator.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(VIDEOPIPE), *args, "--bind", "127.0.0.1"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=workdir,
+        )
+    return LocalOperator(process, log, health)
+
+
+def test_helm_install_runs_a_video_through_the_installed_operator(
+    cluster: Cluster,
+    namespace: str,
+    s3,
+    s3_endpoint: str,
+    bucket: str,
+    talk: Path,
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    crds_before = _crd_names(cluster)
+    values = _install_values(bucket, s3_endpoint)
+    apps = client.AppsV1Api(cluster.api)
+    custom = client.CustomObjectsApi(cluster.api)
+    with helm.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as helm_config:
+        release = helm_config.install(CHART, RELEASE, values, namespace=namespace, timeout=120)
+        assert release["status"] == "deployed", release
+        installed = time.monotonic() - started
+
+        # The CRDs came from the chart's crds/ (unless an earlier test had applied crds/).
+        ours = {yaml.safe_load(p.read_text())["metadata"]["name"] for p in CHART.glob("crds/*")}
+        assert ours <= _crd_names(cluster)
+        if not ours & crds_before:
+            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", *ours)
+
+        # The operator pod is admitted under `restricted` (a rejected pod never exists: its
+        # ReplicaSet only records FailedCreate) and runs as the chart's ServiceAccount.
+        def operator_pods() -> list[client.V1Pod]:
+            selector = "app.kubernetes.io/component=operator"
+            return cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
+
+        pods = wait_for(operator_pods, timeout=30, message="operator pod admitted")
+        assert [p.spec.service_account_name for p in pods] == [FULLNAME]
+        # The kubelet stand-in cannot run this pod: it maps the pod's /tmp emptyDir onto its
+        # own KUBECONFIG path (which lives under /tmp), so the pod finds no credentials. Pause
+        # the in-cluster operator through the chart, and run the very same command and env
+        # here, with a token of the chart's ServiceAccount (not the admin's).
+        helm_config.upgrade(
+            CHART, RELEASE, {**values, "operator": {**values["operator"], "replicas": 0}}
+        )
+        wait_for(lambda: not operator_pods(), timeout=60, message="operator pod gone")
+        deployment = apps.read_namespaced_deployment(FULLNAME, namespace)
+        token = cluster.token_kubeconfig(FULLNAME, namespace, tmp_path / "operator.kubeconfig")
+        operator = operator_from(deployment, token, tmp_path)
+        try:
+            wait_for(operator.ready, timeout=60, message="operator ready")
+
+            def source_ready() -> bool:
+                source = custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "videosources", "talks"
+                )
+                conditions = (source.get("status") or {}).get("conditions") or []
+                return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+            wait_for(source_ready, timeout=90, interval=0.5, message="VideoSource talks Ready")
+            s3.put_object(Bucket=bucket, Key="pending/talk.mp4", Body=talk.read_bytes())
+
+            def keys(folder: str) -> list[str]:
+                listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{folder}/")
+                return sorted(o["Key"] for o in listing.get("Contents", []))
+
+            def describe() -> str:
+                folders = {f: keys(f) for f in ("pending", "processing", "completed", "failed")}
+                vjs = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "videojobs")
+                status = {v["metadata"]["name"]: v.get("status") for v in vjs["items"]}
+                tail = "\n".join(operator.text().splitlines()[-40:])
+                return f"video completed\nfolders: {folders}\nvideojobs: {status}\n{tail}"
+
+            wait_for(lambda: keys("completed") == ["completed/talk.mp4"], 240, 0.5, describe)
+            assert keys("failed") == [] and keys("pending") == [] and keys("processing") == []
+            assert "results/talk.mp4/manifest.json" in keys("results/talk.mp4")
+            body = s3.get_object(Bucket=bucket, Key="results/talk.mp4/transcript.txt")["Body"]
+            assert "chart" in body.read().decode().lower()
+
+            def succeeded() -> Json | None:
+                items = custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "videojobs"
+                )["items"]
+                done = [v for v in items if (v.get("status") or {}).get("phase") == "Succeeded"]
+                return done[0] if len(items) == 1 and done else None
+
+            wait_for(succeeded, timeout=30, message="VideoJob Succeeded")
+            # The worker Job was admitted under `restricted` and ran as the worker account.
+            (job,) = cluster.batch.list_namespaced_job(namespace).items
+            assert job.status.succeeded == 1
+            pod_spec = job.spec.template.spec
+            assert pod_spec.service_account_name == WORKER_SA
+            assert pod_spec.automount_service_account_token is False
+            labels = cluster.core.read_namespace(namespace).metadata.labels
+            assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+            # Nothing was refused to the operator on the way.
+            assert " 403" not in operator.text() and "Forbidden" not in operator.text()
+        finally:
+            operator.stop()
+        helm_config.uninstall(RELEASE, timeout=60)
+    print(f"\nhelm install {installed:.1f} s, video completed {time.monotonic() - started:.1f} s")
+
+
+def test_operator_token_is_enough_and_not_more(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """What the chart's ServiceAccounts may do, asked of the API server with their own tokens."""
+    values = {"operator": {"replicas": 0}}  # the RBAC alone; no operator needed for this
+    other = cluster.create_namespace(f"vp-other-{uuid.uuid4().hex[:6]}")
+    try:
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"}}
+        cluster.core.create_namespaced_secret(namespace, secret)
+        cluster.core.create_namespaced_secret(other, secret)
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "someone-elses"},
+            "spec": {
+                "suspend": True,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
+                    }
+                },
+            },
+        }
+        cluster.batch.create_namespaced_job(other, job)
+        with helm.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as helm_config:
+            helm_config.install(CHART, RELEASE, values, namespace=namespace, timeout=60)
+            operator = _api_as(cluster.token_kubeconfig(FULLNAME, namespace, tmp_path / "op"))
+            worker = _api_as(cluster.token_kubeconfig(WORKER_SA, namespace, tmp_path / "wk"))
+            core, batch = client.CoreV1Api(operator), client.BatchV1Api(operator)
+            custom = client.CustomObjectsApi(operator)
+
+            # Enough: what the operator does in its own namespace.
+            assert _status(core.read_namespaced_secret, "keys", namespace) == 200
+            assert _status(core.list_namespaced_pod, namespace) == 200
+            assert _status(batch.list_namespaced_job, namespace) == 200
+            assert (
+                _status(
+                    custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "videojobs"
+                )
+                == 200
+            )
+            assert (
+                _status(client.ApiextensionsV1Api(operator).list_custom_resource_definition) == 200
+            )
+
+            # Not more: Secrets and Jobs of other namespaces, Secrets by listing, pods by hand,
+            # its own rights, cluster-wide reads of what it serves.
+            assert _status(core.read_namespaced_secret, "keys", other) == 403
+            assert _status(core.list_namespaced_secret, namespace) == 403
+            assert _status(core.list_secret_for_all_namespaces) == 403
+            assert _status(batch.list_namespaced_job, other) == 403
+            assert _status(batch.read_namespaced_job, "someone-elses", other) == 403
+            assert _status(batch.delete_namespaced_job, "someone-elses", other) == 403
+            assert _status(batch.create_namespaced_job, other, job) == 403
+            assert _status(batch.patch_namespaced_job, "someone-elses", other, {}) == 403
+            pod = {"metadata": {"name": "by-hand"}, "spec": job["spec"]["template"]["spec"]}
+            assert _status(core.create_namespaced_pod, namespace, pod) == 403
+            assert _status(batch.list_job_for_all_namespaces) == 403
+            assert _status(custom.list_cluster_custom_object, GROUP, VERSION, "videosources") == 403
+            rbac = client.RbacAuthorizationV1Api(operator)
+            binding = {
+                "metadata": {"name": "escalate"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": namespace}],
+            }
+            assert _status(rbac.create_namespaced_role_binding, namespace, binding) == 403
+
+            # The worker's account has no rights at all.
+            wcore, wcustom = client.CoreV1Api(worker), client.CustomObjectsApi(worker)
+            assert _status(wcore.read_namespaced_secret, "keys", namespace) == 403
+            assert _status(wcore.list_namespaced_pod, namespace) == 403
+            assert (
+                _status(
+                    wcustom.list_namespaced_custom_object, GROUP, VERSION, namespace, "videojobs"
+                )
+                == 403
+            )
+            assert _status(client.BatchV1Api(worker).list_namespaced_job, namespace) == 403
+            helm_config.uninstall(RELEASE, timeout=60)
+    finally:
+        cluster.delete_namespace(other)
