@@ -307,15 +307,28 @@ def test_rbac_is_a_role_in_the_release_namespace_by_default(render) -> None:
 def test_rbac_cluster_wide_is_one_cluster_role_and_all_namespaces(render) -> None:
     rendered: Rendered = render(load_values(CHART / "ci" / "clusterwide-values.yaml"))
     assert not rendered.of_kind("Role") and not rendered.of_kind("RoleBinding")
-    operator_role = rendered.one("ClusterRole", FULLNAME)
+    operator_role = rendered.one("ClusterRole", f"{FULLNAME}-{NAMESPACE}")
     assert rules_of(operator_role) == OPERATOR_RULES
-    scanning = rendered.one("ClusterRole", f"{FULLNAME}-kopf-scanning")
+    scanning = rendered.one("ClusterRole", f"{FULLNAME}-{NAMESPACE}-kopf-scanning")
     # kopf does not list namespaces when it serves the whole cluster.
     assert rules_of(scanning) == {
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}
     }
     args = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--all-namespaces" in args and "--namespace" not in args
+
+
+@pytest.mark.parametrize("clusterwide", [False, True])
+def test_cluster_scoped_names_differ_between_namespaces(render, clusterwide: bool) -> None:
+    """Release names are unique per namespace: `videopipe` in two namespaces must not clash."""
+    values = {"rbac": {"clusterWide": clusterwide}}
+    kinds = ("ClusterRole", "ClusterRoleBinding")
+
+    def names(namespace: str) -> set[str]:
+        objects = render(values, namespace=namespace).objects
+        return {o["metadata"]["name"] for o in objects if o["kind"] in kinds}
+
+    assert names("team-a") and not names("team-a") & names("team-b")
 
 
 def test_watch_namespaces_get_a_role_each_and_nothing_cluster_scoped(render) -> None:

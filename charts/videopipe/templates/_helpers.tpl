@@ -119,3 +119,12 @@ videopipe.geminiSecretName: the Secret with GEMINI_API_KEY, or "" when there is 
 {{- printf "%s-gemini" (include "videopipe.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+
+{{/*
+videopipe.clusterName: the name of cluster-scoped objects (ClusterRoles and their bindings).
+Release names are unique per namespace only, so the namespace is part of it: two releases
+"videopipe" in two namespaces must not fight over one ClusterRole.
+*/}}
+{{- define "videopipe.clusterName" -}}
+{{- printf "%s-%s" (include "videopipe.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
