@@ -46,8 +46,11 @@ META_ATTEMPTS = "videopipe-attempts"
 META_VIDEOJOB = "videopipe-videojob"
 MAX_KEY_BYTES = 1024
 PAGE_SIZE = 1000  # real S3 caps a page at 1,000 keys; moto would return more
-# Server-side copies above this use multipart copy (CopyObject stops at 5 GiB).
-_COPY_CONFIG = TransferConfig(multipart_threshold=4 * 1024**3, multipart_chunksize=512 * 1024**2)
+# Server-side copies above 4 GiB use multipart copy (CopyObject stops at 5 GiB). In the calling
+# thread: a failure must surface in the caller before it deletes the source.
+_COPY_CONFIG = TransferConfig(
+    multipart_threshold=4 * 1024**3, multipart_chunksize=512 * 1024**2, use_threads=False
+)
 _LONGEST_RESULT = max(len(f"/{name}") for name in RESULT_FILES)
 
 

@@ -38,7 +38,7 @@ def cancel(ctx: Context, body: dict[str, Any]) -> None:
         ctx.kube.delete_job(namespace, naming.job_name(vj.name, vj.attempt))
         label = metrics.source_label(namespace, source)
         try:
-            store = sources.connect(ctx.kube, ctx.config, namespace, vj.storage, label)
+            store = sources.connect(ctx.kube, ctx.clients, namespace, vj.storage, label)
             outcome = phases.Outcome(
                 Phase.FAILED,
                 Reason.CANCELLED,

@@ -15,6 +15,7 @@ from videopipe_operator.config import Config
 from videopipe_operator.coordination import Coordination
 from videopipe_operator.health import Health
 from videopipe_operator.kube import Kube
+from videopipe_operator.sources import S3Clients
 
 
 def utcnow() -> datetime:
@@ -25,10 +26,20 @@ def utcnow() -> datetime:
 class Context:
     kube: Kube
     config: Config
+    s3: S3Clients | None = None  # built from `config` when not given
     coordination: Coordination = field(default_factory=Coordination)
     health: Health = field(default_factory=Health)
     now: Callable[[], datetime] = utcnow
     in_cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if self.s3 is None:
+            self.s3 = S3Clients(self.config)
+
+    @property
+    def clients(self) -> S3Clients:
+        assert self.s3 is not None
+        return self.s3
 
 
 __all__ = ["Context", "utcnow"]

@@ -20,6 +20,7 @@ from videopipe.layout import Folder
 from videopipe.report import TERMINATION_LOG_ENV, ExitCode
 from videopipe.s3 import S3Uri
 from videopipe.store import ObjectInfo
+
 from videopipe_operator import naming
 from videopipe_operator.config import Config
 from videopipe_operator.constants import (

@@ -94,7 +94,7 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     invalid: list[str] = []
     store: Store | None = None
     try:
-        store = sources.connect(ctx.kube, ctx.config, namespace, source.storage, label)
+        store = sources.connect(ctx.kube, ctx.clients, namespace, source.storage, label)
         sources.check_bucket(store, source.storage)
     except sources.SourceProblem as e:
         problem, store = e, None

@@ -5,25 +5,25 @@ The operator reads the same Secret its workers get through secretKeyRef (or, wit
 that no retry of a single video fixes (a missing Secret, an absent bucket, an endpoint that does
 not answer) become a `SourceProblem` with a reason, which the caller turns into the source's
 Ready condition and an Event. boto3 clients are cached per endpoint and credentials, since
-building one costs more than a poll.
+building one costs more than a poll (`S3Clients`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from videopipe.s3 import make_client
 from videopipe.store import Store, StoreError
+
 from videopipe_operator import metrics
 from videopipe_operator.config import Config
 from videopipe_operator.constants import AWS_ACCESS_KEY, AWS_SECRET_KEY, GEMINI_KEY, Reason
 from videopipe_operator.kube import Kube
 from videopipe_operator.specs import Storage
 
-_CLIENTS: dict[tuple[Any, ...], Any] = {}
-_CLIENTS_LOCK = threading.Lock()
-_MAX_CLIENTS = 64
+MAX_CLIENTS = 64
 
 
 class SourceProblem(Exception):
@@ -35,28 +35,41 @@ class SourceProblem(Exception):
         self.message = message
 
 
-def _client(config: Config, storage: Storage, access: str | None, secret: str | None, label: str):
-    key = (storage.endpoint, storage.region, access, secret, label)
-    with _CLIENTS_LOCK:
-        cached = _CLIENTS.get(key)
-        if cached is not None:
-            return cached
-        if len(_CLIENTS) >= _MAX_CLIENTS:
-            _CLIENTS.clear()
-        client = make_client(
-            storage.endpoint,
-            storage.region,
-            access_key=access,
-            secret_key=secret,
-            max_attempts=config.s3_max_attempts,
-            connect_timeout=config.s3_connect_timeout,
-            read_timeout=config.s3_read_timeout,
-        )
-        _CLIENTS[key] = metrics.instrument_s3(client, label)
-        return client
+class S3Clients:
+    """boto3 clients, cached per endpoint, region, credentials and metrics label.
+
+    `make` builds a client (tests pass one that injects faults); every client is instrumented
+    for the S3 metrics.
+    """
+
+    def __init__(self, config: Config, make: Callable[..., Any] = make_client) -> None:
+        self.config = config
+        self.make = make
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, storage: Storage, access: str | None, secret: str | None, label: str) -> Any:
+        key = (storage.endpoint, storage.region, access, secret, label)
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached is not None:
+                return cached
+            if len(self._clients) >= MAX_CLIENTS:
+                self._clients.clear()
+            client = self.make(
+                storage.endpoint,
+                storage.region,
+                access_key=access,
+                secret_key=secret,
+                max_attempts=self.config.s3_max_attempts,
+                connect_timeout=self.config.s3_connect_timeout,
+                read_timeout=self.config.s3_read_timeout,
+            )
+            self._clients[key] = metrics.instrument_s3(client, label)
+            return client
 
 
-def connect(kube: Kube, config: Config, namespace: str, storage: Storage, label: str) -> Store:
+def connect(kube: Kube, clients: S3Clients, namespace: str, storage: Storage, label: str) -> Store:
     """A Store for `storage`, with credentials from its Secret; SourceProblem if unusable."""
     access = secret = None
     if storage.credentials_secret:
@@ -74,8 +87,7 @@ def connect(kube: Kube, config: Config, namespace: str, storage: Storage, label:
                 f"Secret {storage.credentials_secret!r} must have non-empty keys "
                 f"{AWS_ACCESS_KEY} and {AWS_SECRET_KEY}.",
             )
-    client = _client(config, storage, access, secret, label)
-    return Store(client, storage.bucket, storage.layout)
+    return Store(clients.get(storage, access, secret, label), storage.bucket, storage.layout)
 
 
 def check_bucket(store: Store, storage: Storage) -> None:
@@ -108,4 +120,4 @@ def check_worker_secrets(kube: Kube, namespace: str, worker: dict[str, Any]) -> 
         )
 
 
-__all__ = ["SourceProblem", "check_bucket", "check_worker_secrets", "connect"]
+__all__ = ["S3Clients", "SourceProblem", "check_bucket", "check_worker_secrets", "connect"]
