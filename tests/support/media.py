@@ -23,34 +23,40 @@ def speak(text: str, wav: Path) -> Path:
     return wav
 
 
+def duration(path: Path) -> float:
+    """The container's duration in seconds, as ffprobe reads it."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout)
+
+
 def video_with_audio(audio: Path, target: Path, *, faststart: bool = True) -> Path:
-    """An H.264 + AAC mp4 with a still picture, as a phone or OBS would upload."""
-    args = [
+    """An H.264 + AAC mp4 with a still picture, as a phone or OBS would upload.
+
+    The length is explicit: `-shortest` overshoots with x264's look-ahead on an endless
+    picture, which would give a container longer than its audio.
+    """
+    picture = ["-f", "lavfi", "-i", "color=c=navy:s=160x90:r=2"]
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "48k", "-ac", "1"]
+    layout = ["-movflags", "+faststart"] if faststart else []
+    length = ["-t", f"{duration(audio):.3f}"]
+    run(
         "ffmpeg",
         "-v",
         "error",
         "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=navy:s=160x90:r=2",
+        *picture,
         "-i",
         str(audio),
-        "-shortest",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "48k",
-        "-ac",
-        "1",
-    ]
-    if faststart:
-        args += ["-movflags", "+faststart"]
-    run(*args, str(target))
+        *length,
+        *codecs,
+        *layout,
+        str(target),
+    )
     return target
 
 
