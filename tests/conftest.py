@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from videopipe.s3 import make_client
 
 from tests.support.gemini import FakeGemini
-from videopipe.s3 import make_client
 
 pytest_plugins: list[str] = ["tests.cluster.fixtures"]
 

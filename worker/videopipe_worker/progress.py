@@ -6,6 +6,7 @@ per 10 % keeps `kubectl logs` readable.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
@@ -19,7 +20,9 @@ class Progress:
         self.duration = max(duration, 1e-6)
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty()
-        self.enabled = duration >= MIN_SECONDS
+        # `-q` (videopipe_worker logging above INFO) silences progress too.
+        quiet = not logging.getLogger("videopipe_worker").isEnabledFor(logging.INFO)
+        self.enabled = duration >= MIN_SECONDS and not quiet
         self.started = time.monotonic()
         self._last_decile = 0
 
