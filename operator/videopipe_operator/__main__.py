@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(level)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    if not args.verbose:  # "Handler 'job_changed' succeeded." for every Job event
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     namespaces = args.namespace or ([] if args.all_namespaces else config.namespace_list)
     try:

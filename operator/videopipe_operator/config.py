@@ -53,8 +53,8 @@ class Config:
     max_workers: int = 32
     # VIDEOPIPE_LIVENESS_POLLS: /healthz fails when a daemon misses this many poll intervals.
     liveness_polls: int = 5
-    # VIDEOPIPE_LIVENESS_GRACE_SECONDS: ...but never sooner than this (slow S3 listings).
-    liveness_grace_seconds: float = 120.0
+    # VIDEOPIPE_LIVENESS_GRACE_SECONDS: ...but never sooner than this (> one slow S3 copy).
+    liveness_grace_seconds: float = 360.0
     # VIDEOPIPE_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
     # Worker resources on CPU and GPU nodes when a VideoSource sets none (code defaults, not env).

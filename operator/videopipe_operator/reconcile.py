@@ -58,23 +58,33 @@ class PassResult:
     created: int = 0
 
 
-@dataclass
 class ClusterState:
-    videojobs: list[VideoJobView]
-    jobs: dict[str, Json]
-    pods: list[Json]
+    """The source's VideoJobs and Jobs as listed now; its pods only if someone asks."""
 
-    @classmethod
-    def read(cls, ctx: Context, namespace: str, source: str) -> ClusterState:
-        vjs = []
+    def __init__(self, ctx: Context, namespace: str, source: str) -> None:
+        self._ctx, self._namespace, self._source = ctx, namespace, source
+        self.videojobs: list[VideoJobView] = []
         for body in ctx.kube.list_videojobs(namespace, source):
             try:
-                vjs.append(VideoJobView.parse(body))
+                self.videojobs.append(VideoJobView.parse(body))
             except (KeyError, ValueError) as e:
                 name = body.get("metadata", {}).get("name")
                 log.warning("%s/%s: malformed VideoJob ignored: %s", namespace, name, e)
-        jobs = {j["metadata"]["name"]: j for j in ctx.kube.list_jobs(namespace, source)}
-        return cls(vjs, jobs, ctx.kube.list_pods(namespace, source))
+        self.jobs: dict[str, Json] = {
+            j["metadata"]["name"]: j for j in ctx.kube.list_jobs(namespace, source)
+        }
+        self._pods: list[Json] | None = None
+
+    @classmethod
+    def read(cls, ctx: Context, namespace: str, source: str) -> ClusterState:
+        return cls(ctx, namespace, source)
+
+    @property
+    def pods(self) -> list[Json]:
+        """Listed once, on first use: only a pass that settles a finished Job needs them."""
+        if self._pods is None:
+            self._pods = self._ctx.kube.list_pods(self._namespace, self._source)
+        return self._pods
 
     @property
     def unfinished_jobs(self) -> int:
@@ -132,8 +142,11 @@ def _finish(ctx: Context, store: Store, state: ClusterState, label: str) -> int:
         if vj.deleting or vj.effective_phase is not Phase.RUNNING:
             continue
         job_name = vj.job_name or naming.job_name(vj.name, vj.attempt)
+        job = state.jobs.get(job_name)
+        if job is not None and planning.is_unfinished_job(job):
+            continue  # still at work: nothing to read
         try:
-            if outcomes.finish_if_done(ctx, store, vj, state.jobs.get(job_name), state.pods):
+            if outcomes.finish_if_done(ctx, store, vj, job, state.pods):
                 done += 1
         except Exception as e:
             _error(label, vj, "finish", e)
