@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runner.proxy import UnconditionalProxy
 from tests.support import media
+from tests.support.s3proxy import UNCONDITIONAL_WRITES, S3Proxy
 
 SENTENCES = {
     "alpha": "Please send the quarterly report to the sales department.",
@@ -47,9 +47,9 @@ def corrupt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def unconditional(s3_endpoint: str) -> Iterator[UnconditionalProxy]:
+def unconditional(s3_endpoint: str) -> Iterator[S3Proxy]:
     """The S3 server seen through a proxy that drops conditional headers from writes."""
-    proxy = UnconditionalProxy(s3_endpoint)
+    proxy = S3Proxy(s3_endpoint, UNCONDITIONAL_WRITES)
     try:
         yield proxy
     finally:

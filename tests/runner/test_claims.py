@@ -19,7 +19,7 @@ from videopipe.s3 import make_client
 from videopipe.store import Store
 
 from tests.runner.helpers import keys, wait_for
-from tests.runner.proxy import UnconditionalProxy
+from tests.support.s3proxy import S3Proxy
 
 
 @pytest.fixture
@@ -118,9 +118,7 @@ def test_probe_finds_moto_honours_conditional_writes(s3, bucket: str, store: Sto
     assert keys(s3, bucket) == set()  # the probe cleans up after itself
 
 
-def test_probe_detects_a_store_that_ignores_them(
-    bucket: str, unconditional: UnconditionalProxy
-) -> None:
+def test_probe_detects_a_store_that_ignores_them(bucket: str, unconditional: S3Proxy) -> None:
     store = Store(make_client(unconditional.url), bucket)
     assert claims(store).probe() is Support.IGNORED
     assert unconditional.dropped >= 2

@@ -2,17 +2,18 @@
 and one runner still does its job.
 
 The store is moto behind a proxy that drops `If-None-Match` and `If-Match` from writes
-(`proxy.py`), so the runner's start-up probe sees exactly what it would see on such a store.
+(`tests/support/s3proxy.py`), so the runner's start-up probe sees exactly what it would
+see on such a store.
 """
 
 from __future__ import annotations
 
 from tests.runner.helpers import keys, run_runner, upload
-from tests.runner.proxy import UnconditionalProxy
+from tests.support.s3proxy import S3Proxy
 
 
 def test_single_runner_on_a_store_without_conditional_writes(
-    s3, bucket, clips, unconditional: UnconditionalProxy, tmp_path
+    s3, bucket, clips, unconditional: S3Proxy, tmp_path
 ) -> None:
     upload(s3, bucket, "pending/talk.mp4", clips["alpha"])
 

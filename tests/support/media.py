@@ -66,34 +66,17 @@ def talk(text: str, target: Path, *, faststart: bool = True) -> Path:
 
 
 def silence(target: Path, seconds: float = 20) -> Path:
-    run(
-        "ffmpeg",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "anullsrc=r=16000:cl=mono",
-        "-t",
-        str(seconds),
-        str(target),
-    )
-    return target
+    return _generated_audio("anullsrc=r=16000:cl=mono", target, seconds)
 
 
 def noise(target: Path, color: str = "pink", seconds: float = 20, amplitude: float = 0.3) -> Path:
-    run(
-        "ffmpeg",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"anoisesrc=color={color}:amplitude={amplitude}:r=16000:d={seconds}",
-        str(target),
+    return _generated_audio(
+        f"anoisesrc=color={color}:amplitude={amplitude}:r=16000", target, seconds
     )
+
+
+def _generated_audio(source: str, target: Path, seconds: float) -> Path:
+    run("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-t", str(seconds), str(target))
     return target
 
 

@@ -1,10 +1,14 @@
-"""A store that ignores conditional writes: moto behind a proxy that drops the headers.
+"""S3-compatible stores that lack a feature: moto behind a proxy that drops headers.
 
-Some S3-compatible stores accept `If-None-Match` / `If-Match` on a PUT and simply ignore them
-(GCS's S3 interoperability does not document them for writes). Such a store is moto, seen
-through this proxy: every request is forwarded unchanged except that those two headers are
-removed from writes (PUT, DELETE), so the store really does not see them, and the runner's
-probe must notice it by the answers alone. Reads keep their headers (ranged and conditional GETs).
+Real stores differ from AWS S3 in what they honour. Two matter to videopipe, and each is
+moto seen through this proxy, which forwards every request unchanged except the headers it
+is told to drop for given methods, so the store really never sees them:
+
+- `UNCONDITIONAL_WRITES`: `If-None-Match` / `If-Match` dropped from PUT and DELETE, as on a
+  store that ignores conditional writes (GCS's S3 interoperability does not document them).
+  `videopipe run`'s start-up probe must notice by the answers alone.
+- `NO_RANGES`: `Range` dropped from GET, as on a gateway that always sends the whole
+  object; the worker must fall back to a download.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-DROPPED = {"if-none-match", "if-match"}
+UNCONDITIONAL_WRITES = {"if-none-match": {"PUT", "DELETE"}, "if-match": {"PUT", "DELETE"}}
+NO_RANGES = {"range": {"GET"}}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
@@ -26,9 +31,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-class UnconditionalProxy:
-    def __init__(self, upstream: str) -> None:
-        self.dropped = 0  # conditional headers removed so far
+class S3Proxy:
+    """Forwards to `upstream`, minus the headers in `drop` (header -> methods)."""
+
+    def __init__(self, upstream: str, drop: dict[str, set[str]]) -> None:
+        self.dropped = 0  # headers removed so far
+        self.full_gets = 0  # GETs answered with the whole object (200)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,7 +49,7 @@ class UnconditionalProxy:
                     lower = name.lower()
                     if lower in HOP_BY_HOP or lower == "host":
                         continue
-                    if lower in DROPPED and self.command in {"PUT", "DELETE"}:
+                    if self.command in drop.get(lower, ()):
                         proxy.dropped += 1
                         continue
                     headers[name] = value
@@ -55,6 +63,8 @@ class UnconditionalProxy:
                         status, reply, data = response.status, response.headers, response.read()
                 except urllib.error.HTTPError as err:
                     status, reply, data = err.code, err.headers, err.read()
+                if self.command == "GET" and status == 200:
+                    proxy.full_gets += 1
                 self.send_response(status)
                 for name, value in reply.items():
                     if name.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}:
@@ -106,4 +116,4 @@ class UnconditionalProxy:
         self.server.server_close()
 
 
-__all__ = ["UnconditionalProxy"]
+__all__ = ["NO_RANGES", "UNCONDITIONAL_WRITES", "S3Proxy"]

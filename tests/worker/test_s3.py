@@ -2,17 +2,13 @@
 
 Input is read through a presigned URL in byte ranges; a store that ignores ranges
 (some gateways do) must still work through the download fallback, which we prove
-with a small HTTP proxy in front of the S3 server that drops `Range` headers.
+with a proxy in front of the S3 server that drops `Range` headers (`tests/support/s3proxy.py`).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,7 @@ from videopipe.layout import RESULT_FILES
 
 from tests.conftest import free_port
 from tests.support.cli import run_transcribe
+from tests.support.s3proxy import NO_RANGES, S3Proxy
 
 
 def upload(s3, bucket: str, key: str, path: Path) -> str:
@@ -52,69 +49,15 @@ def test_s3_in_and_out_with_endpoint_from_environment(
     assert "X-Amz-Signature" not in run.stderr + json.dumps(run.report)
 
 
-class NoRangeProxy:
-    """An S3 front that answers every ranged GET with the whole object (200)."""
-
-    def __init__(self, upstream: str) -> None:
-        self.full_gets = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "range"}
-                length = int(self.headers.get("Content-Length", 0) or 0)
-                body = self.rfile.read(length) if length else None
-                request = urllib.request.Request(
-                    upstream + self.path, data=body, headers=headers, method=self.command
-                )
-                try:
-                    with urllib.request.urlopen(request) as response:
-                        status, reply_headers, data = (
-                            response.status,
-                            response.headers,
-                            response.read(),
-                        )
-                except urllib.error.HTTPError as err:
-                    status, reply_headers, data = err.code, err.headers, err.read()
-                if self.command == "GET" and status == 200:
-                    proxy.full_gets += 1
-                self.send_response(status)
-                for name, value in reply_headers.items():
-                    if name.lower() not in {
-                        "content-length",
-                        "transfer-encoding",
-                        "connection",
-                        "accept-ranges",
-                        "date",
-                        "server",
-                    }:
-                        self.send_header(name, value)
-                length = reply_headers.get("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_HEAD = do_PUT = _forward
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture
-def no_range_store(s3_endpoint: str) -> Iterator[NoRangeProxy]:
-    proxy = NoRangeProxy(s3_endpoint)
+def no_range_store(s3_endpoint: str) -> Iterator[S3Proxy]:
+    proxy = S3Proxy(s3_endpoint, NO_RANGES)
     yield proxy
-    proxy.server.shutdown()
-    proxy.server.server_close()
+    proxy.close()
 
 
 def test_store_without_range_requests_falls_back_to_download(
-    s3, bucket: str, talk_video: Path, no_range_store: NoRangeProxy, tmp_path: Path
+    s3, bucket: str, talk_video: Path, no_range_store: S3Proxy, tmp_path: Path
 ) -> None:
     upload(s3, bucket, "pending/talk.mp4", talk_video)
     run = run_transcribe(
