@@ -8,7 +8,8 @@ runs the chart's operator pod and the worker pods as local processes from `.venv
 ServiceAccount tokens (TokenRequest, bound to the pod), so the operator calls the API as the
 chart's ServiceAccount and nothing else: RBAC applies to it exactly as in a cluster.
 
-Proofs: the RBAC is enough (a video goes pending/ → completed/ with results), the Jobs the
+Proofs: the API server accepts every ci/*-values.yaml render (server-side dry run), the RBAC
+is enough (a video goes pending/ → completed/ with results), the Jobs the
 operator creates are admitted under `restricted`, and the RBAC is not too much (the operator's
 token cannot read Secrets elsewhere or touch other namespaces' Jobs; the worker's has no rights).
 """
@@ -31,7 +32,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.chart.conftest import CHART, REPO, Json
+from tests.chart.conftest import CHART, CI_VALUES, REPO, Json, load_values
 from tests.cluster.harness import Cluster, wait_for
 from tests.conftest import free_port
 from tests.support import media
@@ -358,3 +359,30 @@ def test_operator_token_is_enough_and_not_more(
             helm_config.uninstall(RELEASE, timeout=60)
     finally:
         cluster.delete_namespace(other)
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=[p.stem for p in CI_VALUES])
+def test_api_server_accepts_every_ci_values_render(
+    cluster: Cluster, namespace: str, render, values_file: Path, tmp_path: Path
+) -> None:
+    """A server-side dry run of each render: admission, CEL rules of the CRDs, defaulting.
+
+    Objects of kinds this cluster does not serve (the Prometheus operator's) and objects in
+    namespaces that do not exist here (operator.watchNamespaces, grafanaDashboard.namespace)
+    are left out; test_render.py checks those offline.
+    """
+    cluster.apply(CHART / "crds")
+    rendered = render(load_values(values_file), namespace=namespace)
+    objects = [
+        o
+        for o in rendered.objects
+        if o["kind"] not in ("ServiceMonitor", "PrometheusRule")
+        and o["metadata"].get("namespace", namespace) == namespace
+    ]
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    result = cluster.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-f", str(manifest), check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(objects)
