@@ -1,17 +1,19 @@
 """`helm install` on the real control plane, and a video through the operator it configured.
 
 Real: the control plane (etcd, kube-apiserver with RBAC and PodSecurity admission, controller-
-manager, scheduler, built from source), Helm's Go SDK doing the install (server-side apply, CRDs
-from the chart's crds/), the namespace enforcing Pod Security `restricted`, moto's S3 server,
-espeak-ng speech in an mp4, faster-whisper tiny.en in the worker. Standing in: the kubelet, which
-runs the chart's operator pod and the worker pods as local processes from `.venv` with their own
-ServiceAccount tokens (TokenRequest, bound to the pod), so the operator calls the API as the
-chart's ServiceAccount and nothing else: RBAC applies to it exactly as in a cluster.
+manager, scheduler, built from source), Helm's Go SDK doing the install and an upgrade
+(server-side apply, CRDs from the chart's crds/), a namespace enforcing Pod Security
+`restricted`, moto's S3 server, espeak-ng speech in an mp4, faster-whisper tiny.en in the worker.
+The operator is `.venv/bin/videopipe` started here with the args and env of the Deployment the
+chart installed and a TokenRequest token of the chart's ServiceAccount, never the admin's: RBAC
+applies to it exactly as in a cluster. Standing in: the kubelet, which runs the worker pods as
+local processes (it cannot run the operator pod itself, see the test), and Gemini is not used.
 
-Proofs: the API server accepts every ci/*-values.yaml render (server-side dry run), the RBAC
-is enough (a video goes pending/ → completed/ with results), the Jobs the
-operator creates are admitted under `restricted`, and the RBAC is not too much (the operator's
-token cannot read Secrets elsewhere or touch other namespaces' Jobs; the worker's has no rights).
+Proofs: the API server accepts every ci/*-values.yaml render (server-side dry run); the RBAC is
+enough (a video goes pending/ → completed/ with results, and the operator logs no 403); the
+operator pod and the worker Jobs are admitted under `restricted`; and the RBAC is not too much
+(the operator's token cannot read Secrets elsewhere or touch other namespaces' Jobs, the
+worker's has no rights at all).
 """
 
 from __future__ import annotations
