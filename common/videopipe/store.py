@@ -265,7 +265,8 @@ class Store:
         """Move `src/<path>` to `dst/<path>` if it is this video; idempotent.
 
         The source counts as this video if its ETag is `expect_etag` (as listed) or its recorded
-        identity is `identity`. The copy records `identity`, `attempts` and `videojob`.
+        identity is `identity`. The copy records `identity`, `attempts` and `videojob`; an
+        existing copy counts as done only if it has this identity and no other `videojob`.
         """
         src_key, dst_key = self.layout.key(src, path), self.layout.key(dst, path)
         identity = normalize_etag(identity)
@@ -298,19 +299,24 @@ class Store:
                 )
             except ClientError as e:
                 if _status(e) == 412:  # replaced between HEAD and copy: not ours any more
-                    return self._already_moved(dst_key, identity)
+                    return self._already_moved(dst_key, identity, videojob)
                 raise StoreError(classify(e), "CopyObject", _describe(e)) from e
             except BotoCoreError as e:
                 raise StoreError(classify(e), "CopyObject", _describe(e)) from e
             self._delete_if_unchanged(src_key, source.etag)
             return MoveResult.MOVED
-        return self._already_moved(dst_key, identity)
+        return self._already_moved(dst_key, identity, videojob)
 
-    def _already_moved(self, dst_key: str, identity: str) -> MoveResult:
+    def _already_moved(self, dst_key: str, identity: str, videojob: str | None) -> MoveResult:
+        """The copy is ours if it has our identity and, when we name one, our claimant: two
+        claimants of one video (two VideoSources over one bucket) never both get it."""
         target = self.head(dst_key)
-        if target is not None and target.identity == identity:
-            return MoveResult.ALREADY_MOVED
-        return MoveResult.MISSING
+        if target is None or target.identity != identity:
+            return MoveResult.MISSING
+        claimant = (target.metadata or {}).get(META_VIDEOJOB)
+        if videojob and claimant and claimant != videojob:
+            return MoveResult.MISSING
+        return MoveResult.ALREADY_MOVED
 
     def _delete_if_unchanged(self, key: str, etag: str) -> None:
         if self.conditional_delete:

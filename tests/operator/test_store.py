@@ -80,6 +80,16 @@ def test_move_repairs_a_crash_between_copy_and_delete(s3, bucket: str, store: St
     assert store.head("root/processing/a.mp4").identity == etag
 
 
+def test_a_copy_claimed_by_another_videojob_is_not_ours(s3, bucket: str, store: Store) -> None:
+    etag = put(s3, bucket, "root/pending/a.mp4")
+    first = store.move("a.mp4", Folder.PENDING, Folder.PROCESSING, identity=etag, videojob="one")
+    assert first is MoveResult.MOVED
+    second = store.move("a.mp4", Folder.PENDING, Folder.PROCESSING, identity=etag, videojob="two")
+    assert second is MoveResult.MISSING
+    again = store.move("a.mp4", Folder.PENDING, Folder.PROCESSING, identity=etag, videojob="one")
+    assert again is MoveResult.ALREADY_MOVED
+
+
 def test_move_leaves_other_content_alone(s3, bucket: str, store: Store) -> None:
     put(s3, bucket, "root/pending/a.mp4", b"new upload")
     result = store.move(
