@@ -17,6 +17,7 @@ from datetime import datetime
 
 from videopipe.layout import Folder
 from videopipe.store import MoveResult, Store
+
 from videopipe_operator import manifests, metrics, naming, phases
 from videopipe_operator.constants import Phase, Reason
 from videopipe_operator.context import Context
@@ -53,7 +54,7 @@ def start(
     ctx.kube.post_event(
         vj.raw,
         Reason.STARTED,
-        f"{vj.path}: Job {job_name} created on a {vj.accelerator.value.upper()} node "
+        f"{vj.path}: Job {job_name} created for a {vj.accelerator.value.upper()} node "
         f"(attempt {vj.attempt}).",
     )
     if created:

@@ -296,6 +296,18 @@ class Videopipe:
         assert op.alive(), f"operator exited at start:\n{op.text()}"
         return op
 
+    def wait_polls(self, count: int = 2, source: str = "talks") -> None:
+        """Until the source's loop has finished `count` more passes (its lastPollTime moved)."""
+        seen: set[str] = set()
+
+        def polled() -> bool:
+            when = (self.source(source).get("status") or {}).get("lastPollTime")
+            if when:
+                seen.add(when)
+            return len(seen) > count
+
+        self.wait(polled, timeout=60, message=f"{count} more polls")
+
     def operator_logs(self) -> str:
         return "\n".join(f"--- {op.log.name} ---\n{op.text()}" for op in self.operators)
 

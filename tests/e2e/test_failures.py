@@ -68,7 +68,7 @@ def test_missing_secret_then_fixed(videopipe: Videopipe, talk_videos: dict[str, 
     assert cond["reason"] == "SecretNotFound" and "not-created-yet" in cond["message"]
     videopipe.wait(lambda: videopipe.events("SecretNotFound"))
     # Several polls later: still waiting, nothing claimed, the operator healthy.
-    videopipe.wait(lambda: len(videopipe.events("SecretNotFound")) >= 1)
+    videopipe.wait_polls(3)
     assert videopipe.keys("pending") == ["hello.mp4"] and videopipe.videojobs() == []
     assert op.alive() and op.get("/healthz")[0] == 200
     assert len(videopipe.events("SecretNotFound")) == 1  # an Event per change, not per poll

@@ -18,7 +18,7 @@ def test_good_videos_complete_with_results(
 ) -> None:
     started = time.monotonic()
     videopipe.create_source(maxConcurrentJobs=2)
-    videopipe.start_operator()
+    op = videopipe.start_operator()
     names = ["hello", "weather", "numbers"]
     for name in names:
         videopipe.upload(f"{name}.mp4", talk_videos[name])
@@ -54,12 +54,28 @@ def test_good_videos_complete_with_results(
         assert conds == {"Started": "True", "Complete": "True", "Failed": "False"}
     assert len(videopipe.jobs()) == 3  # one Job per video, no retries
     assert videopipe.events("Succeeded")
+
+    code, text = op.get("/metrics", port=op.metrics_port)
+    assert code == 200
+    source = f'source="{videopipe.namespace}/talks"'
+    finished = (
+        f'videopipe_videojobs_finished_total{{accelerator="cpu",outcome="succeeded",'
+        f'reason="Succeeded",{source}}} 3.0'
+    )
+    assert finished in text
+    assert f'videopipe_jobs_started_total{{accelerator="cpu",{source}}} 3.0' in text
+    assert f"videopipe_backlog_objects{{{source}}} 0.0" in text
+    audio = [
+        line for line in text.splitlines() if line.startswith("videopipe_audio_seconds_total{")
+    ]
+    assert audio and float(audio[0].split()[-1]) > 5
+    assert op.get("/healthz")[0] == 200
     print(f"\n3 videos completed in {elapsed:.1f} s")
 
 
 def test_kubectl_shows_the_columns(videopipe: Videopipe, talk_videos: dict[str, Path]) -> None:
     videopipe.create_source()
-    videopipe.start_operator()
+    op = videopipe.start_operator()
     videopipe.upload("hello.mp4", talk_videos["hello"])
     videopipe.wait(lambda: videopipe.keys("completed") == ["hello.mp4"], timeout=120)
     videopipe.wait(
@@ -79,6 +95,9 @@ def test_kubectl_shows_the_columns(videopipe: Videopipe, talk_videos: dict[str, 
     sources = videopipe.cluster.kubectl("get", "vsrc", "-n", videopipe.namespace).stdout
     assert sources.splitlines()[0].split()[:5] == ["NAME", "BUCKET", "READY", "BACKLOG", "RUNNING"]
     assert "True" in sources.splitlines()[1]
+    started = time.monotonic()
+    assert op.stop(timeout=30) == 0  # SIGTERM: a clean exit, as in a pod's termination
+    print(f"\noperator stopped in {time.monotonic() - started:.1f} s after SIGTERM")
 
 
 @pytest.mark.parametrize(

@@ -169,11 +169,8 @@ def test_deleting_videojobs_cancels_them(
     folders = videopipe.folders()
     assert folders["pending"] == [] and folders["processing"] == []
     assert folders["completed"] == []
-    # Not re-created: a cancelled video stays cancelled until moved back. Two more polls:
-    polls = []
-    videopipe.wait(
-        lambda: polls.append(videopipe.source()["status"]["lastPollTime"]) or len(set(polls)) > 2
-    )
+    # Not re-created: a cancelled video stays cancelled until moved back.
+    videopipe.wait_polls(2)
     assert videopipe.videojobs() == []
 
 
