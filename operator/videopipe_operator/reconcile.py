@@ -112,6 +112,8 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     state = ClusterState.read(ctx, namespace, name)
     if store is not None:
         result.finished = _finish(ctx, store, state, label)
+        if result.finished:  # their slots and paths are free for discovery now
+            state = ClusterState.read(ctx, namespace, name)
         try:
             invalid, result.backlog, result.created = _discover(ctx, store, source, state, label)
             metrics.LAST_POLL.labels(source=label).set(time.time())
@@ -125,6 +127,8 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
         state = ClusterState.read(ctx, namespace, name)
         result.started = _start(ctx, store, source, state, label, can_start=problem is None)
         _prune(ctx, source, state)
+        if result.started or result.created:  # for the counts in the status
+            state = ClusterState.read(ctx, namespace, name)
 
     result.ready = problem is None
     result.running = sum(1 for vj in state.videojobs if vj.effective_phase is Phase.RUNNING)
