@@ -14,6 +14,7 @@ reported. Target: e2e real-time factor >= 0.95 x bare.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import statistics
@@ -123,6 +124,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
