@@ -32,7 +32,11 @@ def cancel(ctx: Context, body: dict[str, Any]) -> None:
         fresh = ctx.kube.get_videojob(namespace, name)
         if fresh is None:
             return
-        vj = VideoJobView.parse(fresh)
+        try:
+            vj = VideoJobView.parse(fresh)
+        except (KeyError, ValueError) as e:
+            log.warning("%s/%s: malformed VideoJob deleted as is: %s", namespace, name, e)
+            return
         if not vj.active:
             return  # finished: pruned or deleted by a user, nothing to undo
         ctx.kube.delete_job(namespace, naming.job_name(vj.name, vj.attempt))

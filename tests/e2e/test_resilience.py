@@ -34,17 +34,23 @@ def test_operator_killed_and_restarted_mid_run(
     expected = sorted(f"{n}.mp4" for n in talk_videos)
 
     # Kill it at different moments of its work: each time right after it made progress.
+    total = len(talk_videos)
     progress = [
         ("a VideoJob created", lambda: len(videopipe.videojobs())),
         ("a Job created", lambda: len(videopipe.jobs())),
         ("a video completed", lambda: len(videopipe.keys("completed"))),
-        ("another Job created", lambda: len(videopipe.jobs())),
+        ("another video completed", lambda: len(videopipe.keys("completed"))),
     ]
+    kills = 0
     for what, measure in progress:
         before = measure()
+        if before >= total:
+            continue  # already past this point
         op = videopipe.start_operator()
         videopipe.wait(lambda m=measure, b=before: m() > b, timeout=120, message=what)
         op.kill()
+        kills += 1
+    assert kills >= 3
 
     # With the operator dead, the Jobs it started keep running and finish.
     videopipe.wait(
@@ -70,7 +76,7 @@ def test_operator_killed_and_restarted_mid_run(
     assert len(jobs) == len(talk_videos) and all(j.endswith("-1") for j in jobs), jobs
     pods = videopipe.cluster.core.list_namespaced_pod(videopipe.namespace).items
     assert len(pods) == len(talk_videos)  # one worker run per video: nothing duplicated
-    print(f"\n6 videos through 4 SIGKILLs in {time.monotonic() - started:.1f} s")
+    print(f"\n6 videos through {kills} SIGKILLs in {time.monotonic() - started:.1f} s")
 
 
 def test_retry_by_moving_back_to_pending(

@@ -210,3 +210,61 @@ def test_a_crash_during_a_retry_counts_one_attempt(
         except Exception as e:
             raise AssertionError(f"{label}: {e!r}\nwrites: {faults.log}") from e
         check_retry(kube, s3, bucket, label)
+
+
+def cancel_world(s3: Any, s3_endpoint: str, bucket: str, faults: Faults) -> FakeKube:
+    """One video whose Job is running, and the user deletes its VideoJob."""
+    kube = FakeKube(Faults())
+    kube.secrets[(NS, "creds")] = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    kube.add_source(
+        {
+            "metadata": {"name": SOURCE, "namespace": NS},
+            "spec": {"bucket": bucket, "endpoint": s3_endpoint, "credentialsSecret": "creds"},
+        }
+    )
+    s3.put_object(Bucket=bucket, Key="pending/a.mp4", Body=b"video")
+    config = Config()
+    reconcile_source(Context(kube=kube, config=config), NS, SOURCE)  # type: ignore[arg-type]
+    assert len(kube.jobs) == 1
+    (name,) = [n for (_, n) in kube.videojobs]
+    kube.delete_videojob(NS, name)
+    kube.faults = faults
+    return kube
+
+
+@pytest.mark.slow
+def test_a_crash_while_cancelling_still_cancels_once(
+    s3, s3_endpoint: str, new_bucket: Callable[[], str]
+) -> None:
+    def run(faults: Faults, bucket: str) -> FakeKube:
+        kube = cancel_world(s3, s3_endpoint, bucket, faults)
+        config = Config()
+        clients = S3Clients(config, make=s3_client_with_faults(faults))
+        for _ in range(10):
+            ctx = Context(kube=kube, config=config, s3=clients)  # type: ignore[arg-type]
+            try:
+                reconcile_source(ctx, NS, SOURCE)
+                for key, body in list(kube.videojobs.items()):
+                    if body["metadata"].get("deletionTimestamp"):
+                        cancel.cancel(ctx, body)  # kopf retries the handler until it succeeds
+                        kube.release(*key)
+            except Crash:
+                continue
+            if not kube.videojobs:
+                return kube
+        raise AssertionError(f"not cancelled: {folders(s3, bucket)}")
+
+    clean = Faults()
+    run(clean, new_bucket())
+    for crash_at, what in enumerate(list(clean.log)):
+        bucket = new_bucket()
+        kube = run(Faults(crash_at=crash_at), bucket)
+        label = f"cancel, crash before write #{crash_at} ({what})"
+        f = folders(s3, bucket)
+        assert f["failed"] == ["a.mp4", "a.mp4.error.json"], label
+        assert f["pending"] == f["processing"] == f["completed"] == [], label
+        report = json.loads(
+            s3.get_object(Bucket=bucket, Key="failed/a.mp4.error.json")["Body"].read()
+        )
+        assert report["reason"] == "Cancelled", label
+        assert kube.jobs == {} and kube.jobs_created == [kube.jobs_created[0]], label
