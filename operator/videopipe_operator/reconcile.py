@@ -123,8 +123,8 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
             sources.check_worker_secrets(ctx.kube, namespace, source.worker)
         except sources.SourceProblem as e:
             problem = problem or e
-        # Re-read: this pass created, re-armed and finished VideoJobs and Jobs.
-        state = ClusterState.read(ctx, namespace, name)
+        if result.created:  # new and re-armed VideoJobs may start in this very pass
+            state = ClusterState.read(ctx, namespace, name)
         result.started = _start(ctx, store, source, state, label, can_start=problem is None)
         _prune(ctx, source, state)
         if result.started or result.created:  # for the counts in the status
