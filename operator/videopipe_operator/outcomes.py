@@ -16,7 +16,8 @@ from typing import Any
 
 from videopipe.layout import Folder
 from videopipe.store import MoveResult, Store, error_report
-from videopipe_operator import manifests, metrics, phases
+
+from videopipe_operator import manifests, metrics, naming, phases
 from videopipe_operator.constants import LABEL_VIDEOJOB, WORKER_CONTAINER, Phase, Reason
 from videopipe_operator.context import Context
 from videopipe_operator.specs import VideoJobView
@@ -84,7 +85,7 @@ def finish_if_done(
     ctx: Context, store: Store, vj: VideoJobView, job: Json | None, pods: Iterable[Json]
 ) -> bool:
     """Settle a Running VideoJob whose Job has finished (or vanished); True if it did."""
-    job_name = vj.job_name or f"{vj.name}-{vj.attempt}"
+    job_name = vj.job_name or naming.job_name(vj.name, vj.attempt)
     obs = observe(job, pods, job_name)
     if not obs.job_found:
         obs = phases.Observation(job_found=False, results_complete=store.results_complete(vj.path))
