@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from videopipe.store import ObjectInfo, Store
+
 from videopipe_operator import manifests, metrics, naming, routing
 from videopipe_operator.constants import LABEL_ACCELERATOR, Reason
 from videopipe_operator.context import Context

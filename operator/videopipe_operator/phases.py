@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from videopipe.report import ExitCode, WorkerReport
+
 from videopipe_operator import conditions
 from videopipe_operator.constants import Condition, Phase, Reason
 

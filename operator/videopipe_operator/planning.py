@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from videopipe.layout import Folder, Layout
 from videopipe.store import ObjectInfo
+
 from videopipe_operator import naming
 from videopipe_operator.constants import Phase
 from videopipe_operator.specs import VideoJobView

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from videopipe.layout import Layout
+
 from videopipe_operator.constants import Accelerator, Phase, Policy
 
 Json = dict[str, Any]
