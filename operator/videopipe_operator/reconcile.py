@@ -39,7 +39,7 @@ from videopipe_operator import (
 )
 from videopipe_operator.constants import LABEL_SOURCE, LABEL_VIDEOJOB, Condition, Phase, Reason
 from videopipe_operator.context import Context
-from videopipe_operator.specs import SourceSpec, VideoJobView
+from videopipe_operator.specs import SourceSpec, Storage, VideoJobView
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -91,6 +91,28 @@ class ClusterState:
         return sum(1 for job in self.jobs.values() if planning.is_unfinished_job(job))
 
 
+class Stores:
+    """S3 access per storage: the source's own, and any other that a VideoJob snapshotted before
+    the source was edited (its video is there, and its Job reads from there)."""
+
+    def __init__(self, ctx: Context, namespace: str, label: str) -> None:
+        self._ctx, self._namespace, self._label = ctx, namespace, label
+        self._stores: dict[tuple[str | None, ...], Store] = {}
+
+    def add(self, storage: Storage, store: Store) -> None:
+        self._stores[storage.key] = store
+
+    def of(self, vj: VideoJobView) -> Store:
+        """The VideoJob's store; SourceProblem if its Secret is gone."""
+        store = self._stores.get(vj.storage.key)
+        if store is None:
+            store = sources.connect(
+                self._ctx.kube, self._ctx.clients, self._namespace, vj.storage, self._label
+            )
+            self._stores[vj.storage.key] = store
+        return store
+
+
 def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | None:
     """One pass; None if the VideoSource no longer exists."""
     body = ctx.kube.get_source(namespace, name)
@@ -109,11 +131,16 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     except sources.SourceProblem as e:
         problem, store = e, None
 
-    state = ClusterState.read(ctx, namespace, name)
+    stores = Stores(ctx, namespace, label)
     if store is not None:
-        result.finished = _finish(ctx, store, state, label)
-        if result.finished:  # their slots and paths are free for discovery now
-            state = ClusterState.read(ctx, namespace, name)
+        stores.add(source.storage, store)
+    state = ClusterState.read(ctx, namespace, name)
+    # Running Jobs are settled even when the source itself is broken: each VideoJob knows where
+    # its video is.
+    result.finished = _finish(ctx, stores, state, label)
+    if result.finished:  # their slots and paths are free for discovery now
+        state = ClusterState.read(ctx, namespace, name)
+    if store is not None:
         try:
             invalid, result.backlog, result.created = _discover(ctx, store, source, state, label)
             metrics.LAST_POLL.labels(source=label).set(time.time())
@@ -125,7 +152,7 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
             problem = problem or e
         if result.created:  # new and re-armed VideoJobs may start in this very pass
             state = ClusterState.read(ctx, namespace, name)
-        result.started = _start(ctx, store, source, state, label, can_start=problem is None)
+        result.started = _start(ctx, stores, source, state, label, can_start=problem is None)
         _prune(ctx, source, state)
         if result.started or result.created:  # for the counts in the status
             state = ClusterState.read(ctx, namespace, name)
@@ -140,7 +167,7 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     return result
 
 
-def _finish(ctx: Context, store: Store, state: ClusterState, label: str) -> int:
+def _finish(ctx: Context, stores: Stores, state: ClusterState, label: str) -> int:
     done = 0
     for vj in state.videojobs:
         if vj.deleting or vj.effective_phase is not Phase.RUNNING:
@@ -150,7 +177,7 @@ def _finish(ctx: Context, store: Store, state: ClusterState, label: str) -> int:
         if job is not None and planning.is_unfinished_job(job):
             continue  # still at work: nothing to read
         try:
-            if outcomes.finish_if_done(ctx, store, vj, job, state.pods):
+            if outcomes.finish_if_done(ctx, stores.of(vj), vj, job, state.pods):
                 done += 1
         except Exception as e:
             _error(label, vj, "finish", e)
@@ -186,7 +213,7 @@ def _discover(
 
 def _start(
     ctx: Context,
-    store: Store,
+    stores: Stores,
     source: SourceSpec,
     state: ClusterState,
     label: str,
@@ -202,7 +229,7 @@ def _start(
     for vj in chosen:
         exists = naming.job_name(vj.name, vj.attempt) in state.jobs
         try:
-            if starts.start(ctx, store, source, vj, job_exists=exists):
+            if starts.start(ctx, stores.of(vj), source, vj, job_exists=exists):
                 started += 1
                 running += 0 if exists else 1
         except Exception as e:

@@ -96,6 +96,17 @@ class Storage:
     def layout(self) -> Layout:
         return Layout(self.prefix)
 
+    @property
+    def key(self) -> tuple[str | None, ...]:
+        """What identifies the place: equal keys are the same bucket root, reached the same way."""
+        return (
+            self.bucket,
+            self.layout.prefix,
+            self.endpoint,
+            self.region,
+            self.credentials_secret,
+        )
+
     def to_spec(self) -> Json:
         out: Json = {"bucket": self.bucket, "prefix": self.layout.prefix}
         for key, value in (

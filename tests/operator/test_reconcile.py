@@ -110,3 +110,20 @@ def test_new_content_over_a_busy_path_waits_its_turn(s3, s3_endpoint: str, bucke
     assert phases == ["Succeeded", "Succeeded"] and len(kube.jobs_created) == 2
     body = s3.get_object(Bucket=bucket, Key="completed/a.mp4")["Body"].read()
     assert body == b"version 2"
+
+
+def test_a_running_video_finishes_where_it_started_after_a_source_edit(
+    s3, s3_endpoint: str, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="pending/a.mp4", Body=b"x")
+    kube = make_world(s3_endpoint, bucket)
+    reconcile_source(context(kube), NS, SOURCE)
+    assert len(kube.jobs) == 1
+    # The source now points at a bucket that does not exist: it is broken, the Job is not.
+    kube.sources[(NS, SOURCE)]["spec"]["bucket"] = "no-such-bucket"
+    run_jobs(kube, s3, bucket)
+    result = reconcile_source(context(kube), NS, SOURCE)
+    assert result is not None and not result.ready and result.finished == 1
+    (vj,) = kube.videojobs.values()
+    assert vj["status"]["phase"] == "Succeeded"
+    s3.head_object(Bucket=bucket, Key="completed/a.mp4")
