@@ -133,6 +133,12 @@ class ObjectInfo:
             return 0
 
 
+def claimed_by(obj: ObjectInfo, videojob: str | None) -> bool:
+    """True unless `obj` names a claimant (`videopipe-videojob`) other than `videojob`."""
+    claimant = (obj.metadata or {}).get(META_VIDEOJOB)
+    return not (videojob and claimant and claimant != videojob)
+
+
 class MoveResult(StrEnum):
     MOVED = "moved"  # copied and the source deleted now
     ALREADY_MOVED = "already-moved"  # an earlier run did it (the copy is ours, the source gone)
@@ -271,9 +277,14 @@ class Store:
         src_key, dst_key = self.layout.key(src, path), self.layout.key(dst, path)
         identity = normalize_etag(identity)
         source = self.head(src_key)
+        # In pending/ the object is the user's (whoever claimed an earlier copy); elsewhere it is
+        # the claimant's named in its metadata.
         ours = source is not None and (
-            source.identity == identity
-            or (expect_etag is not None and source.etag == normalize_etag(expect_etag))
+            (expect_etag is not None and source.etag == normalize_etag(expect_etag))
+            or (
+                source.identity == identity
+                and (src is Folder.PENDING or claimed_by(source, videojob))
+            )
         )
         if source is not None and ours:
             metadata = dict(source.metadata or {})
@@ -311,10 +322,7 @@ class Store:
         """The copy is ours if it has our identity and, when we name one, our claimant: two
         claimants of one video (two VideoSources over one bucket) never both get it."""
         target = self.head(dst_key)
-        if target is None or target.identity != identity:
-            return MoveResult.MISSING
-        claimant = (target.metadata or {}).get(META_VIDEOJOB)
-        if videojob and claimant and claimant != videojob:
+        if target is None or target.identity != identity or not claimed_by(target, videojob):
             return MoveResult.MISSING
         return MoveResult.ALREADY_MOVED
 
@@ -414,6 +422,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreErrorReason",
+    "claimed_by",
     "classify",
     "error_report",
     "normalize_etag",

@@ -49,7 +49,7 @@ def cancel(ctx: Context, body: dict[str, Any]) -> None:
                 f"The VideoJob was deleted during attempt {vj.attempt}; move the video from "
                 "failed/ back to pending/ to run it again.",
             )
-            moved = outcomes.settle(ctx, store, vj, outcome)
+            moved = outcomes.settle(ctx, store, vj, outcome, only_if_found=True)
         except (StoreError, sources.SourceProblem) as e:
             raise kopf.TemporaryError(
                 f"cannot move {vj.path!r} to failed/ yet: {e}", delay=RETRY_SECONDS

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from videopipe.layout import Folder
-from videopipe.store import MoveResult, Store, error_report
+from videopipe.store import MoveResult, Store, claimed_by, error_report
 
 from videopipe_operator import manifests, metrics, naming, phases
 from videopipe_operator.constants import LABEL_VIDEOJOB, WORKER_CONTAINER, Phase, Reason
@@ -96,10 +96,23 @@ def finish_if_done(
     return True
 
 
-def settle(ctx: Context, store: Store, vj: VideoJobView, outcome: phases.Outcome) -> MoveResult:
-    """Put the video in its final folder, then commit the VideoJob status, then tell people."""
+def settle(
+    ctx: Context,
+    store: Store,
+    vj: VideoJobView,
+    outcome: phases.Outcome,
+    *,
+    only_if_found: bool = False,
+) -> MoveResult:
+    """Put the video in its final folder, then commit the VideoJob status, then tell people.
+
+    `only_if_found`: when the video is in none of the folders this VideoJob may take it from,
+    record nothing (a cancellation of a VideoJob that never held its video).
+    """
     now = ctx.now()
     moved = _move_to_final(store, vj, outcome, now)
+    if moved is MoveResult.MISSING and only_if_found:
+        return moved
     results = (
         manifests.result_uris(vj, bool(vj.worker.get("summary"))) if outcome.succeeded else None
     )
@@ -164,7 +177,7 @@ def _drop_stale(store: Store, vj: VideoJobView, folder: Folder) -> None:
     whose user copied instead of moving, or a re-run after an earlier opposite outcome)."""
     key = store.layout.key(folder, vj.path)
     other = store.head(key)
-    if other is not None and other.identity == vj.etag:
+    if other is not None and other.identity == vj.etag and claimed_by(other, vj.name):
         store.delete(key)
 
 

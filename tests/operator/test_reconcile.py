@@ -127,3 +127,37 @@ def test_a_running_video_finishes_where_it_started_after_a_source_edit(
     (vj,) = kube.videojobs.values()
     assert vj["status"]["phase"] == "Succeeded"
     s3.head_object(Bucket=bucket, Key="completed/a.mp4")
+
+
+def test_two_sources_over_one_bucket_process_each_video_once(
+    s3, s3_endpoint: str, bucket: str
+) -> None:
+    from videopipe_operator import cancel
+
+    s3.put_object(Bucket=bucket, Key="pending/a.mp4", Body=b"x")
+    # "talks" discovers the video but cannot start it yet (its Gemini Secret is missing)...
+    kube = make_world(s3_endpoint, bucket, worker={"summary": True, "geminiSecret": "gemini"})
+    kube.add_source(
+        {
+            "metadata": {"name": "twin", "namespace": NS},
+            "spec": {"bucket": bucket, "endpoint": s3_endpoint, "credentialsSecret": "creds"},
+        }
+    )
+    reconcile_source(context(kube), NS, SOURCE)
+    reconcile_source(context(kube), NS, "twin")  # ...while "twin" claims and starts it.
+    assert len(kube.videojobs) == 2 and len(kube.jobs) == 1
+    kube.secrets[(NS, "gemini")] = {"GEMINI_API_KEY": "k"}
+    for _ in range(3):
+        for source in (SOURCE, "twin"):
+            reconcile_source(context(kube), NS, source)
+        for key, body in list(kube.videojobs.items()):
+            if body["metadata"].get("deletionTimestamp"):
+                cancel.cancel(context(kube), body)  # must not take twin's video
+                kube.release(*key)
+        run_jobs(kube, s3, bucket)
+    assert len(kube.jobs_created) == 1
+    assert [v["spec"]["source"] for v in kube.videojobs.values()] == ["twin"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="completed/")["KeyCount"] == 1
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="failed/")["KeyCount"] == 0
+    assert "VideoMissing" in [e[1] for e in kube.events]
+    assert "Cancelled" not in [e[1] for e in kube.events]

@@ -88,6 +88,11 @@ def test_a_copy_claimed_by_another_videojob_is_not_ours(s3, bucket: str, store: 
     assert second is MoveResult.MISSING
     again = store.move("a.mp4", Folder.PENDING, Folder.PROCESSING, identity=etag, videojob="one")
     assert again is MoveResult.ALREADY_MOVED
+    # Out of processing/, only its claimant may take it.
+    steal = store.move("a.mp4", Folder.PROCESSING, Folder.FAILED, identity=etag, videojob="two")
+    assert steal is MoveResult.MISSING and store.head("root/processing/a.mp4") is not None
+    done = store.move("a.mp4", Folder.PROCESSING, Folder.COMPLETED, identity=etag, videojob="one")
+    assert done is MoveResult.MOVED
 
 
 def test_move_leaves_other_content_alone(s3, bucket: str, store: Store) -> None:
