@@ -210,6 +210,7 @@ def test_a_crash_during_a_retry_counts_one_attempt(
         except Exception as e:
             raise AssertionError(f"{label}: {e!r}\nwrites: {faults.log}") from e
         check_retry(kube, s3, bucket, label)
+    print(f"\n{len(clean.log)} crash points replayed during a retry")
 
 
 def cancel_world(s3: Any, s3_endpoint: str, bucket: str, faults: Faults) -> FakeKube:
@@ -268,3 +269,4 @@ def test_a_crash_while_cancelling_still_cancels_once(
         )
         assert report["reason"] == "Cancelled", label
         assert kube.jobs == {} and kube.jobs_created == [kube.jobs_created[0]], label
+    print(f"\n{len(clean.log)} crash points replayed during a cancellation")
