@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from videopipe_operator import handlers, kube, metrics
     from videopipe_operator.context import Context
     from videopipe_operator.health import Health
+    from videopipe_operator.watches import WatchAudit
 
     level = "DEBUG" if args.verbose else "WARNING" if args.quiet else config.log_level.upper()
     kopf.configure(debug=args.verbose, verbose=args.verbose, quiet=args.quiet)
@@ -84,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         kube=kube.Kube(api),
         config=config,
         health=Health(config.liveness_polls, config.liveness_grace_seconds),
+        watches=WatchAudit(config.watch_silence_seconds),
+        namespaces=tuple(namespaces),
         in_cluster=kube.in_cluster(args.kubeconfig),
     )
+    ctx.health.add_check("watch", ctx.watches.check)
     try:
         metrics.serve(args.metrics_port, args.bind)
         ctx.health.serve(args.health_port, args.bind)

@@ -55,6 +55,9 @@ class Config:
     liveness_polls: int = 5
     # VIDEOPIPE_LIVENESS_GRACE_SECONDS: ...but never sooner than this (> one slow S3 copy).
     liveness_grace_seconds: float = 360.0
+    # VIDEOPIPE_WATCH_SILENCE_SECONDS: /healthz fails when a change read over REST has not come
+    # through kopf's watch in this time (above kopf's own 70 s re-connect on inactivity).
+    watch_silence_seconds: float = 120.0
     # VIDEOPIPE_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
     # Worker resources on CPU and GPU nodes when a VideoSource sets none (code defaults, not env).

@@ -2,7 +2,7 @@
 
 Passing it explicitly (instead of module globals) keeps the handlers testable and makes the
 dependencies of each step visible: the Kubernetes verbs, the settings, the in-process
-coordination and the health registry.
+coordination, the health registry and the watch audit (what kopf's watch must echo).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from videopipe_operator.coordination import Coordination
 from videopipe_operator.health import Health
 from videopipe_operator.kube import Kube
 from videopipe_operator.sources import S3Clients
+from videopipe_operator.watches import WatchAudit
 
 
 def utcnow() -> datetime:
@@ -29,6 +30,8 @@ class Context:
     s3: S3Clients | None = None  # built from `config` when not given
     coordination: Coordination = field(default_factory=Coordination)
     health: Health = field(default_factory=Health)
+    watches: WatchAudit = field(default_factory=WatchAudit)
+    namespaces: tuple[str, ...] = ()  # served namespaces; empty: all of them
     now: Callable[[], datetime] = utcnow
     in_cluster: bool = False
 

@@ -27,6 +27,8 @@ def run(ctx: Context, namespace: str, name: str, stopped: Any) -> None:
     key = (namespace, name)
     label = metrics.source_label(namespace, name)
     log.info("%s: source daemon started", label)
+    metrics.init_source(label)
+    ctx.health.beat(label, DEFAULT_POLL_SECONDS)  # a first pass that hangs must show too
     try:
         while not stopped:
             interval: float = DEFAULT_POLL_SECONDS

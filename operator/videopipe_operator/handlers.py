@@ -4,11 +4,14 @@ Importing this module registers the handlers in kopf's default registry (`__main
 Every handler gets the shared `Context` through kopf's `memo`.
 
 - login: kopf uses the same credentials as the `kubernetes` client (`kube.load_client`).
-- startup: kopf settings (finalizer, storages, thread pool, watch selectors); readiness on.
+- startup: kopf settings (finalizer, storages, thread pool, watch selectors); the readiness
+  check starts (`readiness`: connected, and every served VideoSource delivered by the watch).
 - VideoSource daemon: the reconcile loop of one source (`daemon.run`), sync, in a thread.
 - VideoSource spec change: wake its loop, so an edit applies now, not at the next poll.
 - VideoJob deletion: cancel it (`cancel.cancel`), under the finalizer.
 - Job events (ours only, selected server-side): wake the owning source's loop.
+- every VideoSource, VideoJob and Job event: reported to the watch audit (`watches`), which
+  fails liveness when what the loops read over REST stops arriving through the watch.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from videopipe_operator import cancel, daemon, kube, reconcile
 from videopipe_operator import settings as operator_settings
 from videopipe_operator.constants import GROUP, SOURCE_PLURAL, VERSION, VIDEOJOB_PLURAL
 from videopipe_operator.context import Context
+from videopipe_operator.readiness import Readiness
+from videopipe_operator.watches import JOBS
 
 CANCEL_RETRIES = 40  # × cancel.RETRY_SECONDS: how long a deletion waits for S3 to come back
 
@@ -39,8 +44,9 @@ def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    operator_settings.apply(settings, _ctx(memo).config)
-    _ctx(memo).health.mark_ready()
+    ctx = _ctx(memo)
+    operator_settings.apply(settings, ctx.config)
+    Readiness(lambda: ctx.kube.list_sources(ctx.namespaces), ctx.watches, ctx.health).start()
 
 
 @kopf.daemon(GROUP, VERSION, SOURCE_PLURAL, cancellation_timeout=30)
@@ -58,8 +64,19 @@ def videojob_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
     cancel.cancel(_ctx(memo), dict(body))
 
 
-@kopf.on.event("batch", "v1", "jobs")
-async def job_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
+@kopf.on.event(GROUP, VERSION, SOURCE_PLURAL)
+async def source_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _ctx(memo).watches.delivered(SOURCE_PLURAL, event)
+
+
+@kopf.on.event(GROUP, VERSION, VIDEOJOB_PLURAL)
+async def videojob_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _ctx(memo).watches.delivered(VIDEOJOB_PLURAL, event)
+
+
+@kopf.on.event("batch", "v1", JOBS)
+async def job_changed(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    _ctx(memo).watches.delivered(JOBS, event)
     key = reconcile.wake_source_of(dict(body))
     if key is not None:
         _ctx(memo).coordination.wake(key)

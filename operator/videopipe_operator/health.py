@@ -1,20 +1,25 @@
 """Liveness (`/healthz`) and readiness (`/readyz`) on `--health-port`, default 8080.
 
-Liveness means "the work loops are turning", not "the bucket is fine": each source daemon
-reports a heartbeat after every pass, successful or not, and `/healthz` fails (503) when one has
-not finished a pass within `liveness_polls` of its intervals (and at least the grace period).
-A restart fixes a stuck thread; it does not fix a missing Secret, which is therefore a
-VideoSource condition, never a liveness failure. Readiness turns on once kopf has started.
-Issue 6 adds watch-stream checks through `add_check`.
+Liveness means "the operator really works", not "the bucket is fine": each source daemon
+reports a heartbeat when it starts and after every pass, successful or not, and `/healthz` fails
+(503) when one has not finished a pass within `liveness_polls` of its intervals (and at least the
+grace period); checks added with `add_check` (the watch audit of `watches`) fail it too. A
+restart fixes a stuck thread or a dead watch; it does not fix a missing Secret, which is
+therefore a VideoSource condition, never a liveness failure. Readiness is decided by
+`readiness`, which says here what it is still waiting for. The kubelet's probe Events show only
+the status code, so each change of verdict is logged with its reasons (`kubectl logs --previous`
+after a restart).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+log = logging.getLogger(__name__)
 Check = Callable[[], str | None]  # None when healthy, else what is wrong
 
 
@@ -32,6 +37,8 @@ class Health:
         self._beats: dict[str, tuple[float, float]] = {}  # name → (last beat, interval)
         self._checks: dict[str, Check] = {}
         self._ready = threading.Event()
+        self._waiting_for = "starting"
+        self._failing: list[str] = []
         self._server: ThreadingHTTPServer | None = None
 
     # -- reporting --
@@ -50,9 +57,17 @@ class Health:
     def mark_ready(self) -> None:
         self._ready.set()
 
+    def waiting_for(self, reason: str) -> None:
+        """Why /readyz still answers 503 (shown in its body)."""
+        self._waiting_for = reason
+
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def readiness_text(self) -> str:
+        return "ok" if self.ready else self._waiting_for
 
     # -- judging --
 
@@ -72,7 +87,16 @@ class Health:
                 problem = f"check failed: {e}"
             if problem:
                 out.append(f"{name}: {problem}")
+        self._log_change(out)
         return out
+
+    def _log_change(self, problems: list[str]) -> None:
+        with self._lock:
+            was, self._failing = self._failing, problems
+        if problems and not was:
+            log.warning("liveness failing (/healthz 503): %s", "; ".join(problems))
+        elif was and not problems:
+            log.warning("liveness recovered (/healthz 200)")
 
     # -- serving --
 
@@ -88,8 +112,7 @@ class Health:
                     problems = health.problems()
                     self._answer(503 if problems else 200, "\n".join(problems) or "ok")
                 elif self.path.split("?")[0] == "/readyz":
-                    ok = health.ready
-                    self._answer(200 if ok else 503, "ok" if ok else "starting")
+                    self._answer(200 if health.ready else 503, health.readiness_text)
                 else:
                     self._answer(404, "not found")
 

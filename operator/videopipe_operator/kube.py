@@ -126,6 +126,30 @@ class Kube:
                 return None
             raise
 
+    def list_sources(self, namespaces: tuple[str, ...] = ()) -> list[Json]:
+        """The VideoSources in `namespaces`, or in every namespace when it is empty."""
+        if not namespaces:
+            data = self._json(
+                "list_videosources",
+                self.custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                SOURCE_PLURAL,
+            )
+            return list(data.get("items") or [])
+        items: list[Json] = []
+        for namespace in namespaces:
+            data = self._json(
+                "list_videosources",
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                SOURCE_PLURAL,
+            )
+            items.extend(data.get("items") or [])
+        return items
+
     def patch_source_status(self, namespace: str, name: str, patch: Json) -> None:
         try:
             self._call(

@@ -6,8 +6,11 @@ bounded values only: `source` (`<namespace>/<name>`), `accelerator` (cpu, gpu), 
 Kubernetes API verb the operator itself issues); never a video key. Worker figures (audio
 seconds, real-time factor) arrive through the termination message, not a push gateway.
 
-The Grafana dashboard and alert rules (issue 6) may only use names defined here; a test parses
-their expressions against `ALL_METRICS`.
+The Grafana dashboard and alert rules (`charts/videopipe/dashboards/`, `rules/`) may only use
+names exported here (plus prometheus-client's `process_*`); `tests/observability` parses every
+expression and checks. A source's counters and histograms are created at zero when its loop
+starts (`init_source`): `rate()` and `increase()` cannot see a series' first increment, so a
+source's first video would otherwise be missing from every graph and alert.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.registry import REGISTRY
+from videopipe import __version__
 
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 RTF_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250)
 
+BUILD_INFO = Info("videopipe_build", "The running operator's version (always 1).")
+BUILD_INFO.info({"version": __version__})
 VIDEOJOBS_CREATED = Counter(
     "videopipe_videojobs_created_total",
     "VideoJobs created for videos found in pending/.",
@@ -100,6 +106,11 @@ LAST_POLL = Gauge(
     "Unix time of the last pass that listed pending/ successfully.",
     ["source"],
 )
+POLL_INTERVAL = Gauge(
+    "videopipe_poll_interval_seconds",
+    "The source's pollIntervalSeconds (alerts scale their patience by it).",
+    ["source"],
+)
 KUBE_API_ERRORS = Counter(
     "videopipe_kubernetes_api_errors_total",
     "Kubernetes API calls that failed (not counting 404 and 409, which are answers).",
@@ -110,8 +121,14 @@ RECONCILE_ERRORS = Counter(
     "Errors while reconciling a source or a VideoJob, by reason.",
     ["source", "reason"],
 )
+WATCH_EVENTS = Counter(
+    "videopipe_watch_events_total",
+    "Events kopf's watch streams delivered to the operator, by resource (flat: a silent watch).",
+    ["resource"],
+)
 
 ALL_METRICS = (
+    BUILD_INFO,
     VIDEOJOBS_CREATED,
     VIDEOJOBS_RETRIED,
     JOBS_STARTED,
@@ -129,8 +146,10 @@ ALL_METRICS = (
     S3_ERRORS,
     POLL_DURATION,
     LAST_POLL,
+    POLL_INTERVAL,
     KUBE_API_ERRORS,
     RECONCILE_ERRORS,
+    WATCH_EVENTS,
 )
 
 _S3_EXPECTED = {304, 404, 412}  # not-modified, absent (HEAD), precondition: control flow
@@ -174,9 +193,24 @@ def instrument_s3(s3_client: Any, source: str) -> Any:
     return s3_client
 
 
+def init_source(source: str) -> None:
+    """Create the source's counters and histograms at zero, for the label values known ahead.
+
+    Failure reasons are an open set (the worker adds its own), so only `Succeeded` is created.
+    """
+    for accel in ("cpu", "gpu"):
+        for metric in (VIDEOJOBS_CREATED, JOBS_STARTED, AUDIO_SECONDS, QUEUE_WAIT, REALTIME_FACTOR):
+            metric.labels(source=source, accelerator=accel)
+        for outcome in ("succeeded", "failed"):
+            PROCESSING_DURATION.labels(source=source, accelerator=accel, outcome=outcome)
+        VIDEOJOBS_FINISHED.labels(
+            source=source, accelerator=accel, outcome="succeeded", reason="Succeeded"
+        )
+
+
 def forget_source(source: str) -> None:
     """Drop a deleted source's gauges so dashboards do not show a ghost."""
-    for gauge in (QUEUED, BACKLOG, INVALID_KEYS, SOURCE_READY, LAST_POLL):
+    for gauge in (QUEUED, BACKLOG, INVALID_KEYS, SOURCE_READY, LAST_POLL, POLL_INTERVAL):
         with contextlib.suppress(KeyError):
             gauge.remove(source)
     for accelerator in ("cpu", "gpu"):
@@ -190,4 +224,4 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
         start_http_server(port, addr=address, registry=REGISTRY)
 
 
-__all__ = ["ALL_METRICS", "instrument_s3", "serve", "source_label"]
+__all__ = ["ALL_METRICS", "init_source", "instrument_s3", "serve", "source_label"]

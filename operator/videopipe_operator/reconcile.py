@@ -37,9 +37,18 @@ from videopipe_operator import (
     sources,
     starts,
 )
-from videopipe_operator.constants import LABEL_SOURCE, LABEL_VIDEOJOB, Condition, Phase, Reason
+from videopipe_operator.constants import (
+    LABEL_SOURCE,
+    LABEL_VIDEOJOB,
+    SOURCE_PLURAL,
+    VIDEOJOB_PLURAL,
+    Condition,
+    Phase,
+    Reason,
+)
 from videopipe_operator.context import Context
 from videopipe_operator.specs import SourceSpec, Storage, VideoJobView
+from videopipe_operator.watches import JOBS
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -74,6 +83,9 @@ class ClusterState:
             j["metadata"]["name"]: j for j in ctx.kube.list_jobs(namespace, source)
         }
         self._pods: list[Json] | None = None
+        # What was read here must come through kopf's watch too (`watches`: liveness).
+        ctx.watches.listed(VIDEOJOB_PLURAL, (vj.raw for vj in self.videojobs))
+        ctx.watches.listed(JOBS, self.jobs.values())
 
     @classmethod
     def read(cls, ctx: Context, namespace: str, source: str) -> ClusterState:
@@ -118,6 +130,7 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     body = ctx.kube.get_source(namespace, name)
     if body is None:
         return None
+    ctx.watches.listed(SOURCE_PLURAL, [body])
     source = SourceSpec.parse(body)
     label = metrics.source_label(namespace, name)
     started_at = time.monotonic()
@@ -339,6 +352,7 @@ def _events(
 def _gauges(source: SourceSpec, result: PassResult, state: ClusterState) -> None:
     label = metrics.source_label(source.namespace, source.name)
     metrics.SOURCE_READY.labels(source=label).set(1 if result.ready else 0)
+    metrics.POLL_INTERVAL.labels(source=label).set(source.poll_interval_seconds)
     metrics.QUEUED.labels(source=label).set(result.queued)
     for accel in ("cpu", "gpu"):
         metrics.IN_FLIGHT.labels(source=label, accelerator=accel).set(
