@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := ffmpeg espeak-ng
+# prometheus: promtool (rule checks and unit tests) and the server that tests/e2e scrapes the
+# operator with; about 23 MB to download, 15 s to install (measured with --no-install-recommends).
+APT_PACKAGES := ffmpeg espeak-ng prometheus
 # Root on CI; sudo for a developer who is not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -17,7 +19,7 @@ help:  ## List the targets
 
 install: system-packages $(STAMP)  ## Create .venv and install everything (idempotent)
 
-system-packages:  ## Debian packages (ffmpeg, espeak-ng), only where missing
+system-packages:  ## Debian packages (ffmpeg, espeak-ng, prometheus), only where missing
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
