@@ -258,7 +258,8 @@ class Videopipe:
 
     # -- operator --
 
-    def start_operator(self, *args: str, **env: str) -> Operator:
+    def start_operator(self, *args: str, wait_ready: bool = True, **env: str) -> Operator:
+        """Start `videopipe operator` for this namespace; by default, until /readyz is 200."""
         log = self.workdir / f"operator-{len(self.operators)}.log"
         health, metrics_port = free_port(), free_port()
         environ = {
@@ -288,6 +289,8 @@ class Videopipe:
             )
         op = Operator(process, log, health, metrics_port)
         self.operators.append(op)
+        if not wait_ready:
+            return op
         wait_for(
             lambda: not op.alive() or op.get("/readyz")[0] == 200,
             timeout=60,
