@@ -8,20 +8,22 @@ and a file that is not a video (fails: NotMedia); a second VideoSource whose S3 
 closed (S3 errors, a source not ready). Prometheus (Debian's, on 127.0.0.1, scraping and
 evaluating the chart's rules every second) then answers every panel's query with Grafana's
 variables filled in, every rule evaluates without error, and the alerts that the run provoked
-are pending. `promtool check metrics` lints the same scrape.
+are pending. `promtool check metrics` lints the same scrape. Throughout, /healthz is asked
+twice a second with a watch-silence allowance of 10 s: a real run must never look silent.
 """
 
 from __future__ import annotations
 
 import math
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.conftest import Videopipe
+from tests.e2e.conftest import Operator, Videopipe
 from tests.support import promql
 from tests.support.prometheus import PrometheusServer
 
@@ -40,6 +42,33 @@ def create_quota(vp: Videopipe, jobs: int) -> None:
     vp.cluster.core.create_namespaced_resource_quota(vp.namespace, body)
 
 
+class HealthSampler:
+    """Asks /healthz twice a second in a thread; keeps every answer that was not 200."""
+
+    def __init__(self, op: Operator) -> None:
+        self.op = op
+        self.failures: list[tuple[int, str]] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            code, body = self.op.get("/healthz")
+            self.samples += 1
+            if code != 200:
+                self.failures.append((code, body))
+
+    def start(self) -> HealthSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
 def finite(result: list[dict]) -> bool:
     return any(math.isfinite(float(r["value"][1])) for r in result)
 
@@ -52,7 +81,8 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
     create_quota(vp, 0)
     vp.create_source("talks", maxConcurrentJobs=2)
     vp.create_source("offline", endpoint=f"http://127.0.0.1:{free_port()}")
-    op = vp.start_operator()
+    op = vp.start_operator(VIDEOPIPE_WATCH_SILENCE_SECONDS="10")
+    health = HealthSampler(op).start()
     prometheus = PrometheusServer(
         tmp_path / "prometheus", [f"127.0.0.1:{op.metrics_port}"], [promql.RULES]
     )
@@ -84,6 +114,8 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
         finished = f'sum(videopipe_videojobs_finished_total{{source="{talks}"}})'
         vp.wait(lambda: prometheus.value(finished) == 2, 60, "both outcomes scraped")
         run_seconds = time.monotonic() - started
+        health.stop()
+        assert health.samples > 10 and health.failures == [], health.failures
 
         # Every panel, as Grafana would ask with both sources selected.
         sources = f"{talks}|{offline}"  # Kubernetes names: nothing to escape in a regex
@@ -121,6 +153,7 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
             f"{len(used)} metric names scraped"
         )
     finally:
+        health.stop()
         prometheus.close()
 
 
