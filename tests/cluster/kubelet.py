@@ -449,6 +449,9 @@ class PodRun(threading.Thread):
             if value is not None:
                 env[name] = value
         # What a container gets besides its env: PATH (the repo's venv first), HOME, HOSTNAME.
+        # These are host paths already: only the pod's own values are container paths to map
+        # (an emptyDir at /tmp must not capture the stand-in's KUBECONFIG, which lives under
+        # the host's /tmp).
         base = {
             "PATH": f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(self.dir / "home"),
@@ -458,8 +461,7 @@ class PodRun(threading.Thread):
         (self.dir / "home").mkdir(exist_ok=True)
         if self.kubeconfig_path is not None:
             base["KUBECONFIG"] = str(self.kubeconfig_path)
-        env = {**base, **env}
-        return {k: rewrite_path(v, mapping) for k, v in env.items()}
+        return {**base, **{k: rewrite_path(v, mapping) for k, v in env.items()}}
 
     def _key_ref(self, kind: str, ref: Json) -> str | None:
         optional = bool(ref.get("optional"))
@@ -738,7 +740,7 @@ class PodRun(threading.Thread):
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+            "metadata": {"name": event_name(self.name), "namespace": self.namespace},
             "eventTime": now,
             "reportingController": "kubelet",
             "reportingInstance": f"kubelet-{self.spec.get('nodeName', '')}",
@@ -847,6 +849,16 @@ class PodRun(threading.Thread):
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+
+
+def event_name(regarding: str) -> str:
+    """`<object>.<nanoseconds in hex>`, as the kubelet names its Events.
+
+    Not a `generateName` of `<object>.`: the API server validates generateName itself as a DNS
+    subdomain, which may not end in a dot (422).
+    """
+    suffix = f".{time.time_ns():x}"
+    return regarding[: 253 - len(suffix)].rstrip(".-") + suffix
 
 
 def rewrite_path(value: str, mapping: Iterable[tuple[str, Path]]) -> str:

@@ -526,6 +526,54 @@ def test_pod_talks_to_the_apiserver_as_its_serviceaccount(cluster: Cluster, ns: 
     assert state.message == "403"  # the `default` ServiceAccount may not read Secrets
 
 
+def test_pod_with_an_emptydir_at_tmp_still_reaches_the_apiserver(cluster: Cluster, ns: str) -> None:
+    """The stand-in's own KUBECONFIG lives under the host's /tmp: a pod's emptyDir at /tmp maps
+    the pod's `/tmp/...` values, never the stand-in's host paths (the chart's operator pod)."""
+    script = (
+        "import json, os, tempfile\n"
+        "from kubernetes import client, config\n"
+        "config.load_kube_config()\n"
+        "try:\n"
+        "    client.CoreV1Api().list_namespaced_secret(os.environ['NS'])\n"
+        "    status = 'allowed'\n"
+        "except client.ApiException as e:\n"
+        "    status = str(e.status)\n"
+        "out = {'status': status, 'tmp': os.environ['TMPDIR'] != '/tmp'}\n"
+        "out['tmp_writable'] = bool(tempfile.mkstemp())\n"
+        "open(os.environ['TERM_LOG'], 'w').write(json.dumps(out))\n"
+    )
+    env = [
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "TMPDIR", "value": "/tmp"},
+        {"name": "TERM_LOG", "value": "/dev/termination-log"},
+    ]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "tmp-and-token"},
+        "spec": {
+            "restartPolicy": "Never",
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "containers": [
+                container(script, env=env, volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}])
+            ],
+        },
+    }
+    cluster.core.create_namespaced_pod(ns, pod)
+    state = wait_for(lambda: terminated(cluster, ns, "tmp-and-token"), 30)
+    assert state.exit_code == 0, cluster.pod_log(ns, "tmp-and-token")
+    # 403: it authenticated as its ServiceAccount (`default`, no rights), with /tmp mapped.
+    assert json.loads(state.message) == {"status": "403", "tmp": True, "tmp_writable": True}
+
+    # ...and the stand-in's Events for it were accepted (`kubectl describe pod` shows them).
+    def reasons() -> set[str]:
+        selector = "involvedObject.name=tmp-and-token"
+        events = cluster.core.list_namespaced_event(ns, field_selector=selector).items
+        return {e.reason for e in events}
+
+    wait_for(lambda: {"Pulled", "Started"} <= reasons(), 10, message="Pulled and Started events")
+
+
 def test_a_second_cluster_starts_fast_and_leaves_nothing_behind() -> None:
     """Start-up to ready (measured) and a teardown that leaves no process and no port."""
     cl = Cluster()
