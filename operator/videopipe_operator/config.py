@@ -29,6 +29,8 @@ class Config:
     worker_image: str = f"ghcr.io/videopipe/videopipe-worker:{__version__}"
     # VIDEOPIPE_WORKER_COMMAND: the worker's executable inside its image.
     worker_command: str = "videopipe"
+    # VIDEOPIPE_WORKER_SERVICE_ACCOUNT: worker ServiceAccount when a VideoSource sets none.
+    worker_service_account: str = ""
     # VIDEOPIPE_NAMESPACES: comma-separated namespaces to serve when no --namespace is given.
     namespaces: str = ""
     # VIDEOPIPE_DEADLINE_BASE_SECONDS: activeDeadlineSeconds floor (model load, slow start).

@@ -4,8 +4,9 @@ Importing this module registers the handlers in kopf's default registry (`__main
 Every handler gets the shared `Context` through kopf's `memo`.
 
 - login: kopf uses the same credentials as the `kubernetes` client (`kube.load_client`).
-- startup: kopf settings (finalizer, storages, thread pool, watch selectors); the readiness
-  check starts (`readiness`: connected, and every served VideoSource delivered by the watch).
+- startup: kopf settings (finalizer, storages, thread pool, watch selectors, no cluster scans
+  when serving given namespaces); the readiness check starts (`readiness`: connected, and
+  every served VideoSource delivered by the watch).
 - VideoSource daemon: the reconcile loop of one source (`daemon.run`), sync, in a thread.
 - VideoSource spec change: wake its loop, so an edit applies now, not at the next poll.
 - VideoJob deletion: cancel it (`cancel.cancel`), under the finalizer.
@@ -45,7 +46,7 @@ def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     ctx = _ctx(memo)
-    operator_settings.apply(settings, ctx.config)
+    operator_settings.apply(settings, ctx.config, namespaced=bool(ctx.namespaces))
     Readiness(lambda: ctx.kube.list_sources(ctx.namespaces), ctx.watches, ctx.health).start()
 
 

@@ -9,11 +9,14 @@ The Job follows DESIGN.md §3: owned by its VideoJob (garbage collected with it)
 Pod Security profile with a read-only root filesystem and an emptyDir at /tmp, credentials only
 through secretKeyRef, `podFailurePolicy` that fails the Job at once on exit 2 (configuration) or 3
 (bad input) and ignores node disruption, `activeDeadlineSeconds` from the video's length, and
-`ttlSecondsAfterFinished` so that finished Jobs do not pile up.
+`ttlSecondsAfterFinished` so that finished Jobs do not pile up. Its pod runs as the source's worker
+ServiceAccount, else the operator's default one (`Config.worker_service_account`), never with a
+token, and where the route (GPU) and the source (tolerations, node selector) say.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from videopipe.layout import Folder
@@ -56,7 +59,8 @@ from videopipe_operator.routing import Route
 from videopipe_operator.specs import SourceSpec, VideoJobView
 
 Json = dict[str, Any]
-RUN_AS = 1000
+# The worker image's user (Dockerfile.worker), ≥ 10000 so that it never maps to a host user.
+RUN_AS = 10001
 
 
 def standard_labels(source: str, component: str) -> dict[str, str]:
@@ -84,7 +88,7 @@ def videojob_spec_settings(source: SourceSpec, route: Route) -> Json:
         **source.storage.to_spec(),
         "accelerator": route.accelerator.value,
         "estimatedDurationSeconds": route.duration_seconds,
-        "worker": dict(source.worker),
+        "worker": copy.deepcopy(source.worker),  # a copy: nothing shared with the source
         "jobs": source.jobs.to_spec(),
     }
     if source.accelerator.gpu_type:
@@ -242,6 +246,31 @@ def _gpu_scheduling(gpu_type: str | None) -> Json:
     }
 
 
+def worker_scheduling(vj: VideoJobView) -> Json:
+    """Pod spec fields that place the worker: the route's own, then the source's (`Scheduling`).
+
+    Tolerations add up (a GPU Spot pool needs both taints tolerated); the source's node selector
+    and the GPU route's accelerator affinity must both hold. Nothing is set that is not needed.
+    """
+    extra = vj.scheduling
+    out: Json = {}
+    tolerations: list[Json] = []
+    if vj.accelerator is Accelerator.GPU:
+        gpu = _gpu_scheduling(vj.gpu_type)
+        tolerations += gpu["tolerations"]
+        out["affinity"] = gpu["affinity"]
+    for toleration in extra.tolerations:
+        if toleration not in tolerations:
+            tolerations.append(dict(toleration))
+    if tolerations:
+        out["tolerations"] = tolerations
+    if extra.node_selector:
+        out["nodeSelector"] = dict(extra.node_selector)
+    if extra.priority_class_name:
+        out["priorityClassName"] = extra.priority_class_name
+    return out
+
+
 def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -> Json:
     """The Job for attempt `attempt` (default: the VideoJob's `spec.attempt`)."""
     attempt = attempt or vj.attempt
@@ -286,10 +315,11 @@ def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": config.tmp_size_limit}}],
     }
-    if vj.worker.get("serviceAccountName"):
-        pod_spec["serviceAccountName"] = vj.worker["serviceAccountName"]
-    if vj.accelerator is Accelerator.GPU:
-        pod_spec.update(_gpu_scheduling(vj.gpu_type))
+    # Never the namespace's `default` unless nothing else is configured: it may have rights.
+    service_account = vj.worker.get("serviceAccountName") or config.worker_service_account
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    pod_spec.update(worker_scheduling(vj))
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -351,4 +381,5 @@ __all__ = [
     "videojob_spec_settings",
     "worker_args",
     "worker_env",
+    "worker_scheduling",
 ]

@@ -83,6 +83,29 @@ class AcceleratorSpec:
 
 
 @dataclass(frozen=True)
+class Scheduling:
+    """Where a source's worker pods may run (`spec.worker`), beyond what their route adds.
+
+    Both routes get these; the GPU route adds its own `nvidia.com/gpu` toleration and
+    accelerator affinity on top (`manifests.build_job`), so a Spot or dedicated pool needs no
+    more than its taint's toleration and, to keep workers there, a node selector.
+    """
+
+    tolerations: tuple[Json, ...] = ()
+    node_selector: dict[str, str] = field(default_factory=dict)
+    priority_class_name: str | None = None
+
+    @classmethod
+    def parse(cls, worker: Json | None) -> Scheduling:
+        worker = worker or {}
+        return cls(
+            tolerations=tuple(dict(t) for t in worker.get("tolerations") or []),
+            node_selector={str(k): str(v) for k, v in (worker.get("nodeSelector") or {}).items()},
+            priority_class_name=worker.get("priorityClassName") or None,
+        )
+
+
+@dataclass(frozen=True)
 class Storage:
     """Where a source's objects live and how to reach them (shared by operator and workers)."""
 
@@ -233,6 +256,10 @@ class VideoJobView:
         )
 
     @property
+    def scheduling(self) -> Scheduling:
+        return Scheduling.parse(self.worker)
+
+    @property
     def effective_phase(self) -> Phase:
         """The phase, except that a finished VideoJob whose spec changed since (a retry) is Pending.
 
@@ -249,4 +276,4 @@ class VideoJobView:
         return not self.effective_phase.terminal
 
 
-__all__ = ["AcceleratorSpec", "JobsSpec", "SourceSpec", "Storage", "VideoJobView"]
+__all__ = ["AcceleratorSpec", "JobsSpec", "Scheduling", "SourceSpec", "Storage", "VideoJobView"]

@@ -33,6 +33,7 @@ from tests.chart.conftest import (
 )
 
 FULLNAME = f"{RELEASE}-videopipe"
+WORKER = f"{FULLNAME}-worker"
 CRD_FILES = sorted((REPO / "crds").glob("*.yaml"))
 # No offline OpenAPI schema exists for these kinds (prometheus-operator CRDs, our own CRD); each
 # is checked another way below: the VideoSource against crds/, the monitoring objects by what
@@ -72,6 +73,7 @@ def test_there_is_a_ci_values_file_per_feature() -> None:
         "gke",
         "monitoring",
         "paused",
+        "spot",
     } <= names
 
 
@@ -187,6 +189,20 @@ BAD_VALUES = {
         "gcpServiceAccount",
     ),
     "rbac flag as text": ({"rbac": {"clusterWide": "yes"}}, "clusterWide"),
+    "removed rbac.kopfScanning": ({"rbac": {"kopfScanning": False}}, "kopfScanning"),
+    # YAML's `true` unquoted: a node label value must be a string.
+    "node selector value not a string": (
+        {"videoSource": {"worker": {"nodeSelector": {"cloud.google.com/gke-spot": True}}}},
+        "nodeSelector",
+    ),
+    "toleration operator": (
+        {"videoSource": {"worker": {"tolerations": [{"key": "a", "operator": "In"}]}}},
+        "operator",
+    ),
+    "toleration misspelt key": (
+        {"videoSource": {"worker": {"tolerations": [{"key": "a", "efect": "NoSchedule"}]}}},
+        "efect",
+    ),
     "unknown monitoring key": ({"serviceMonitor": {"enable": True}}, "enable"),
 }
 
@@ -241,6 +257,7 @@ def test_operator_deployment_is_one_restricted_pod_with_probes(render) -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["VIDEOPIPE_WORKER_IMAGE"] == "ghcr.io/videopipe/videopipe-worker:0.1.0"
+    assert env["VIDEOPIPE_WORKER_SERVICE_ACCOUNT"] == f"{FULLNAME}-worker"
 
 
 def test_operator_settings_images_and_ports_come_from_values(render) -> None:
@@ -296,12 +313,9 @@ def test_rbac_is_a_role_in_the_release_namespace_by_default(render) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
     ]
-    # The only cluster-scoped rights: kopf's read-only observers.
-    scanning = rendered.one("ClusterRole")
-    assert rules_of(scanning) == {
-        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-        ("", "namespaces"): {"list", "watch"},
-    }
+    # Nothing cluster-scoped: serving given namespaces, the operator turns kopf's cluster
+    # scanning (Namespaces, CRDs) off; test_install.py proves it starts without.
+    assert not rendered.of_kind("ClusterRole") and not rendered.of_kind("ClusterRoleBinding")
 
 
 def test_rbac_cluster_wide_is_one_cluster_role_and_all_namespaces(render) -> None:
@@ -318,10 +332,10 @@ def test_rbac_cluster_wide_is_one_cluster_role_and_all_namespaces(render) -> Non
     assert "--all-namespaces" in args and "--namespace" not in args
 
 
-@pytest.mark.parametrize("clusterwide", [False, True])
-def test_cluster_scoped_names_differ_between_namespaces(render, clusterwide: bool) -> None:
-    """Release names are unique per namespace: `videopipe` in two namespaces must not clash."""
-    values = {"rbac": {"clusterWide": clusterwide}}
+def test_cluster_scoped_names_differ_between_namespaces(render) -> None:
+    """Release names are unique per namespace: `videopipe` in two namespaces must not clash.
+    (Only cluster-wide installs have cluster-scoped objects.)"""
+    values = {"rbac": {"clusterWide": True}}
     kinds = ("ClusterRole", "ClusterRoleBinding")
 
     def names(namespace: str) -> set[str]:
@@ -338,6 +352,9 @@ def test_watch_namespaces_get_a_role_each_and_nothing_cluster_scoped(render) -> 
     assert all(rules_of(r) == OPERATOR_RULES for r in rendered.of_kind("Role"))
     for binding in rendered.of_kind("RoleBinding"):
         assert binding["subjects"][0]["namespace"] == NAMESPACE
+    # The workers' default ServiceAccount exists wherever a VideoSource may be.
+    workers = [a for a in rendered.of_kind("ServiceAccount") if a["metadata"]["name"] == WORKER]
+    assert sorted(a["metadata"]["namespace"] for a in workers) == sorted(served)
     assert not rendered.of_kind("ClusterRole") and not rendered.of_kind("ClusterRoleBinding")
     args = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == served
@@ -354,16 +371,32 @@ def test_rbac_create_false_creates_no_rbac(render) -> None:
 # -- the worker ServiceAccount --
 
 
-def test_worker_service_account_has_no_token_and_no_binding(render) -> None:
-    rendered: Rendered = render(load_values(CHART / "ci" / "videosource-values.yaml"))
-    worker = rendered.one("ServiceAccount", f"{FULLNAME}-worker")
+@pytest.mark.parametrize("values_file", ["videosource", "clusterwide"])
+def test_worker_service_account_has_no_token_and_no_binding(render, values_file: str) -> None:
+    rendered: Rendered = render(load_values(CHART / "ci" / f"{values_file}-values.yaml"))
+    worker = rendered.one("ServiceAccount", WORKER)
+    assert worker["metadata"]["namespace"] == NAMESPACE
     assert worker["automountServiceAccountToken"] is False
     assert worker["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
     bindings = rendered.of_kind("RoleBinding") + rendered.of_kind("ClusterRoleBinding")
     subjects = [s["name"] for b in bindings for s in b["subjects"]]
-    assert f"{FULLNAME}-worker" not in subjects
-    source = rendered.one("VideoSource")
-    assert source["spec"]["worker"]["serviceAccountName"] == f"{FULLNAME}-worker"
+    assert WORKER not in subjects
+    # It is the operator's default for every VideoSource, the chart's own included (which
+    # therefore names none: test_install.py checks the worker pod's account).
+    (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIDEOPIPE_WORKER_SERVICE_ACCOUNT"] == WORKER
+    for source in rendered.of_kind("VideoSource"):
+        assert "serviceAccountName" not in source["spec"]["worker"]
+
+
+def test_worker_service_account_not_created_falls_back_to_a_named_one(render) -> None:
+    values = {"worker": {"serviceAccount": {"create": False, "name": "media-worker"}}}
+    rendered: Rendered = render(values)
+    assert [a["metadata"]["name"] for a in rendered.of_kind("ServiceAccount")] == [FULLNAME]
+    (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIDEOPIPE_WORKER_SERVICE_ACCOUNT"] == "media-worker"
 
 
 def test_workload_identity_annotations(render) -> None:
@@ -402,6 +435,26 @@ def test_existing_secrets_are_referenced_not_created(render) -> None:
     spec = rendered.one("VideoSource")["spec"]
     assert spec["credentialsSecret"] == "my-s3-keys"
     assert spec["worker"]["geminiSecret"] == "my-gemini-key"
+
+
+def test_spot_scheduling_reaches_the_videosource(render) -> None:
+    rendered: Rendered = render(load_values(CHART / "ci" / "spot-values.yaml"))
+    worker = rendered.one("VideoSource")["spec"]["worker"]
+    assert worker["tolerations"] == [
+        {
+            "key": "cloud.google.com/gke-spot",
+            "operator": "Equal",
+            "value": "true",
+            "effect": "NoSchedule",
+        }
+    ]
+    assert worker["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+    assert worker["priorityClassName"] == "videopipe-batch"
+    # None of it by default.
+    default = render(load_values(CHART / "ci" / "videosource-values.yaml"))
+    assert not {"tolerations", "nodeSelector", "priorityClassName"} & set(
+        default.one("VideoSource")["spec"]["worker"]
+    )
 
 
 def test_gpu_node_pool_type_reaches_the_videosource(render) -> None:

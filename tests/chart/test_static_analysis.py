@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.chart.conftest import CI_VALUES, REPO, Rendered, load_values
 
@@ -31,6 +32,17 @@ CHART_SKIPS = {
     # With immutable release tags or digests IfNotPresent is right; Always adds a registry
     # round-trip to every operator restart. operator.image.pullPolicy can say Always.
     "CKV_K8S_15": "IfNotPresent with immutable tags; configurable",
+}
+
+# The worker Jobs the operator creates (manifests.build_job) are not in the chart, but they run in
+# the same namespaces: checked too, next to the chart's worker NetworkPolicy that covers them.
+WORKER_JOB_SKIPS = {
+    "CKV_K8S_11": CHART_SKIPS["CKV_K8S_11"],
+    "CKV_K8S_43": "the image comes from the VideoSource or VIDEOPIPE_WORKER_IMAGE (digest there)",
+    "CKV_K8S_15": "IfNotPresent by default; spec.worker.imagePullPolicy can say Always",
+    # boto3's and the worker's credential chains read the keys from env; they come only from
+    # secretKeyRef (never a value in the Job), and a volume per Secret would add nothing here.
+    "CKV_K8S_35": "S3 and Gemini keys as env from secretKeyRef, read by boto3's credential chain",
 }
 
 DOCKERFILE_SKIPS = {
@@ -74,6 +86,44 @@ def test_checkov_passes_on_every_rendered_ci_values(render, checkov: str, tmp_pa
 
 
 @pytest.mark.slow
+def test_checkov_passes_on_the_worker_jobs_the_operator_creates(
+    render, checkov: str, tmp_path: Path
+) -> None:
+    """CPU and GPU routes, with credentials, a summary and Spot scheduling, as the chart's
+    operator would create them (its worker ServiceAccount as the default)."""
+    from videopipe_operator import manifests
+    from videopipe_operator.config import Config
+    from videopipe_operator.specs import VideoJobView
+
+    from tests.operator.builders import source_body, videojob_body
+
+    rendered: Rendered = render({})
+    policies = [
+        p for p in rendered.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("-worker")
+    ]
+    (tmp_path / "networkpolicy.yaml").write_text(yaml.safe_dump_all(policies))
+    config = Config(worker_service_account="vp-videopipe-worker")
+    spot = {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true"}
+    for policy in ("cpu", "gpu"):
+        source = source_body(
+            credentialsSecret="s3",
+            accelerator={"policy": policy},
+            worker={
+                "summary": True,
+                "geminiSecret": "gemini",
+                "tolerations": [{**spot, "effect": "NoSchedule"}],
+                "nodeSelector": {"cloud.google.com/gke-spot": "true"},
+            },
+        )
+        job = manifests.build_job(VideoJobView.parse(videojob_body(source=source)), config)
+        assert job["metadata"]["namespace"] == policies[0]["metadata"]["namespace"]
+        (tmp_path / f"job-{policy}.yaml").write_text(yaml.safe_dump(job))
+    args = ["-d", str(tmp_path), "--framework", "kubernetes"]
+    failed = run_checkov(checkov, args, WORKER_JOB_SKIPS)
+    assert not failed, describe(failed)
+
+
+@pytest.mark.slow
 def test_checkov_passes_on_both_dockerfiles(checkov: str) -> None:
     args = [a for f in DOCKERFILES for a in ("-f", str(f))] + ["--framework", "dockerfile"]
     failed = run_checkov(checkov, args, DOCKERFILE_SKIPS)
@@ -94,14 +144,15 @@ def test_hadolint_passes(hadolint: str, dockerfile: Path) -> None:
 
 
 def test_images_run_as_the_users_the_pods_expect() -> None:
-    """The chart runs the operator as 10001; the operator runs workers as 1000 (manifests.py)."""
+    """The chart runs the operator as 10001; the operator runs workers as 10001 (manifests.py)."""
     operator = (REPO / "Dockerfile.operator").read_text()
     worker = (REPO / "Dockerfile.worker").read_text()
     assert "USER 10001:10001" in operator
-    assert "USER 1000:1000" in worker
+    assert "USER 10001:10001" in worker
+    assert "--uid 10001" in worker and "--gid 10001" in worker
     from videopipe_operator.manifests import RUN_AS
 
-    assert RUN_AS == 1000
+    assert RUN_AS == 10001
     for text, extra in ((operator, "[operator]"), (worker, "[worker]")):
         assert text.count("FROM python:3.11-slim") == 2  # build stage, runtime stage
         assert f'"${{wheel}}{extra}"' in text

@@ -79,7 +79,10 @@ def test_job_security_is_restricted(config: Config) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert sc["readOnlyRootFilesystem"] is True and sc["runAsUser"] == 1000
+    assert sc["readOnlyRootFilesystem"] is True
+    # A UID and GID of 10000 or more (checkov CKV_K8S_40), the worker image's user.
+    assert sc["runAsUser"] == sc["runAsGroup"] == manifests.RUN_AS >= 10000
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["fsGroup"] >= 10000
     assert pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is False
     mounts = {m["mountPath"]: m["name"] for m in container(job)["volumeMounts"]}
@@ -208,7 +211,126 @@ def test_cpu_route_has_no_gpu(config: Config) -> None:
     job = job_for(config, source=source_body(accelerator={"policy": "cpu"}))
     pod = job["spec"]["template"]["spec"]
     assert "tolerations" not in pod and "affinity" not in pod
+    assert "nodeSelector" not in pod and "priorityClassName" not in pod
     assert "nvidia.com/gpu" not in json.dumps(container(job)["resources"])
+
+
+SPOT = {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true"}
+SPOT_TOLERATION = {**SPOT, "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_AFFINITY = {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"}
+DEDICATED = {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
+EVICTION_GRACE = {
+    "key": "drain",
+    "operator": "Exists",
+    "effect": "NoExecute",
+    "tolerationSeconds": 60,
+}
+
+
+def scheduled(config: Config, policy: str, **worker: Any) -> Json:
+    source = source_body(accelerator={"policy": policy}, worker=worker)
+    return job_for(config, source=source)["spec"]["template"]["spec"]
+
+
+def gpu_affinity_of(pod: Json) -> list[Json]:
+    required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    return [e for term in required["nodeSelectorTerms"] for e in term["matchExpressions"]]
+
+
+@pytest.mark.parametrize(
+    ("policy", "worker", "tolerations", "node_selector", "affinity"),
+    [
+        # A Spot CPU pool: its taint tolerated and the pods kept there.
+        (
+            "cpu",
+            {
+                "tolerations": [SPOT_TOLERATION],
+                "nodeSelector": {"cloud.google.com/gke-spot": "true"},
+            },
+            [SPOT_TOLERATION],
+            {"cloud.google.com/gke-spot": "true"},
+            None,
+        ),
+        # A Spot GPU pool: both taints tolerated; the selector and the accelerator affinity hold.
+        (
+            "gpu",
+            {
+                "tolerations": [SPOT_TOLERATION],
+                "nodeSelector": {"cloud.google.com/gke-spot": "true"},
+            },
+            [GPU_TOLERATION, SPOT_TOLERATION],
+            {"cloud.google.com/gke-spot": "true"},
+            [GPU_AFFINITY],
+        ),
+        # The source repeating the GPU toleration does not list it twice.
+        (
+            "gpu",
+            {"tolerations": [GPU_TOLERATION, SPOT_TOLERATION]},
+            [GPU_TOLERATION, SPOT_TOLERATION],
+            None,
+            [GPU_AFFINITY],
+        ),
+        # Nothing asked: the GPU route's own placement only.
+        ("gpu", {}, [GPU_TOLERATION], None, [GPU_AFFINITY]),
+        # A dedicated pool by its taint with any value, and an eviction grace.
+        (
+            "cpu",
+            {"tolerations": [DEDICATED, EVICTION_GRACE], "nodeSelector": {"pool": "transcribe"}},
+            [DEDICATED, EVICTION_GRACE],
+            {"pool": "transcribe"},
+            None,
+        ),
+    ],
+    ids=["spot-cpu", "spot-gpu", "gpu-toleration-once", "gpu-only", "dedicated-pool"],
+)
+def test_source_scheduling_merges_with_the_route(
+    config: Config,
+    policy: str,
+    worker: Json,
+    tolerations: list[Json],
+    node_selector: dict[str, str] | None,
+    affinity: list[Json] | None,
+) -> None:
+    pod = scheduled(config, policy, **worker)
+    assert pod.get("tolerations") == tolerations
+    assert pod.get("nodeSelector") == node_selector
+    assert (gpu_affinity_of(pod) if "affinity" in pod else None) == affinity
+    assert "priorityClassName" not in pod
+
+
+def test_source_priority_class(config: Config) -> None:
+    pod = scheduled(config, "cpu", priorityClassName="batch-low")
+    assert pod["priorityClassName"] == "batch-low"
+
+
+def test_scheduling_is_snapshotted_in_the_videojob(config: Config) -> None:
+    """The Job follows the VideoJob's copy: editing the source later changes no queued Job."""
+    source = source_body(worker={"tolerations": [SPOT_TOLERATION], "nodeSelector": {"a": "b"}})
+    body = videojob_body(source=source)
+    assert body["spec"]["worker"]["tolerations"] == [SPOT_TOLERATION]
+    source["spec"]["worker"]["tolerations"].append(GPU_TOLERATION)
+    source["spec"]["worker"]["nodeSelector"]["c"] = "d"
+    pod = manifests.build_job(VideoJobView.parse(body), config)["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [SPOT_TOLERATION] and pod["nodeSelector"] == {"a": "b"}
+
+
+@pytest.mark.parametrize(
+    ("from_source", "default", "expected"),
+    [
+        ("team-worker", "vp-videopipe-worker", "team-worker"),  # the source's choice wins
+        (None, "vp-videopipe-worker", "vp-videopipe-worker"),  # else the operator's default
+        (None, "", None),  # else the namespace's default (no field)
+    ],
+)
+def test_worker_service_account(
+    from_source: str | None, default: str, expected: str | None
+) -> None:
+    worker = {"serviceAccountName": from_source} if from_source else {}
+    config = Config(worker_service_account=default)
+    pod = job_for(config, source=source_body(worker=worker))["spec"]["template"]["spec"]
+    assert pod.get("serviceAccountName") == expected
+    assert pod["automountServiceAccountToken"] is False  # whichever account: no API token
 
 
 def test_resources_from_the_source(config: Config) -> None:

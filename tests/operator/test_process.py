@@ -6,7 +6,9 @@ import threading
 import urllib.error
 import urllib.request
 
+import kopf
 import pytest
+from videopipe_operator import settings as operator_settings
 from videopipe_operator.__main__ import parse_args
 from videopipe_operator.config import Config
 from videopipe_operator.coordination import Coordination
@@ -23,13 +25,23 @@ def test_config_from_env() -> None:
             "VIDEOPIPE_MAX_WORKERS": "8",
             "VIDEOPIPE_DEADLINE_CPU_FACTOR": "2.5",
             "VIDEOPIPE_NAMESPACES": "a, b,,c",
+            "VIDEOPIPE_WORKER_SERVICE_ACCOUNT": "vp-worker",
             "UNRELATED": "x",
         }
     )
     assert config.worker_image == "example.com/worker:1"
+    assert config.worker_service_account == "vp-worker"
     assert config.max_workers == 8 and config.deadline_cpu_factor == 2.5
     assert config.namespace_list == ["a", "b", "c"]
     assert Config.from_env({}) == Config()
+
+
+@pytest.mark.parametrize("namespaced", [True, False])
+def test_kopf_scans_the_cluster_only_when_serving_all_of_it(namespaced: bool) -> None:
+    """Serving given namespaces, kopf lists no Namespaces or CRDs: no ClusterRole needed."""
+    settings = kopf.OperatorSettings()
+    operator_settings.apply(settings, Config(), namespaced=namespaced)
+    assert settings.scanning.disabled is namespaced
 
 
 def test_config_rejects_malformed_numbers() -> None:
