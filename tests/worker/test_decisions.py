@@ -146,3 +146,11 @@ def test_progress_prints_one_line_per_tenth_when_not_a_terminal() -> None:
     assert len(lines) == 10
     assert lines[0].startswith("talk.mp4: 0:12 / 1:40 ( 12%,")
     assert "x real time" in lines[-1]
+
+
+def test_quiet_progress_prints_nothing() -> None:
+    stream = io.StringIO()
+    progress = Progress("talk.mp4", 100.0, stream, quiet=True)
+    for position in (10.0, 50.0, 100.0):
+        progress(position)
+    assert stream.getvalue() == ""

@@ -102,6 +102,7 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
         gemini_api_key=api_key_from_env(),
         s3=S3Settings(endpoint=args.endpoint_url or endpoint_from_env(), region=args.region),
         max_duration=args.max_duration,
+        quiet=args.quiet,
     )
 
 

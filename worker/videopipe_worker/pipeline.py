@@ -43,6 +43,7 @@ class PipelineSettings:
     gemini_api_key: str | None = None
     s3: S3Settings = field(default_factory=S3Settings)
     max_duration: float = DEFAULT_MAX_DURATION
+    quiet: bool = False  # no progress lines (`-q`)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
                 audio = media.extract_audio(source.source, info)
         if loading is not None:
             loading.result()  # re-raises a model error here
-    progress = Progress(source.name, audio.size / media.SAMPLE_RATE)
+    progress = Progress(source.name, audio.size / media.SAMPLE_RATE, quiet=settings.quiet)
     with timed(timings, "transcribe"):
         transcript = transcriber.transcribe(audio, progress)
     progress.close()

@@ -6,7 +6,6 @@ per 10 % keeps `kubectl logs` readable.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import TextIO
@@ -15,13 +14,13 @@ MIN_SECONDS = 30.0  # shorter inputs finish before progress would help
 
 
 class Progress:
-    def __init__(self, name: str, duration: float, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, name: str, duration: float, stream: TextIO | None = None, *, quiet: bool = False
+    ) -> None:
         self.name = name
         self.duration = max(duration, 1e-6)
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty()
-        # `-q` (videopipe_worker logging above INFO) silences progress too.
-        quiet = not logging.getLogger("videopipe_worker").isEnabledFor(logging.INFO)
         self.enabled = duration >= MIN_SECONDS and not quiet
         self.started = time.monotonic()
         self._last_decile = 0
