@@ -19,6 +19,7 @@ replay even when two videos take turns in a different order.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import threading
 from collections import Counter
@@ -118,6 +119,10 @@ class Faults:
             self._seen[write.kind] += 1
             self.log.append(write)
 
+    def job_created(self, name: str) -> None:
+        with self._lock:
+            self.jobs_created.append(name)
+
     def points(self) -> list[Point]:
         """Every write logged so far as a crash point, in order."""
         seen: Counter[str] = Counter()
@@ -146,32 +151,29 @@ def call_site(verb: str) -> str:
     return " > ".join([*reversed(frames), verb])
 
 
-def _kube_write(verb: str, args: tuple[Any, ...]) -> tuple[str, str]:
-    """(what, target) of a Kube write from its arguments."""
-    bodies = [a for a in args if isinstance(a, dict)]
-    names = [a for a in args if isinstance(a, str)]
-    target = ((bodies[0].get("metadata") or {}).get("name") if bodies else None) or ""
-    if verb in ("patch_videojob", "patch_videojob_status", "delete_videojob", "delete_job"):
-        target = names[1] if len(names) > 1 else target
+def _kube_write(verb: str, arguments: dict[str, Any]) -> tuple[str, str]:
+    """(what, target) of a Kube write, from its bound arguments."""
+    body = arguments.get("body") or arguments.get("involved") or {}
+    target = arguments.get("name") or (body.get("metadata") or {}).get("name") or ""
     what = ""
-    if verb == "patch_videojob_status" and bodies:
-        what = str(bodies[-1].get("phase") or "")
-    elif verb == "post_event" and len(names) >= 1:
-        what = names[0]  # the reason
-    return what, target
+    if verb == "patch_videojob_status":
+        what = str(arguments["patch"].get("phase") or "")
+    elif verb == "post_event":
+        what = str(arguments["reason"])
+    return what, str(target)
 
 
 def _guarded(verb: str) -> Callable[..., Any]:
     original = getattr(Kube, verb)
+    signature = inspect.signature(original)
 
     @functools.wraps(original)
     def write(self: FaultyKube, *args: Any, **kwargs: Any) -> Any:
-        what, target = _kube_write(verb, args)
-        self.faults.before(verb, what, target)
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        self.faults.before(verb, *_kube_write(verb, arguments))
         result = original(self, *args, **kwargs)
         if verb == "create_job" and result:
-            with self.faults._lock:
-                self.faults.jobs_created.append(args[0]["metadata"]["name"])
+            self.faults.job_created(arguments["body"]["metadata"]["name"])
         return result
 
     return write

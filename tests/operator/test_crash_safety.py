@@ -25,13 +25,13 @@ Which crashes are replayed. Each write is logged with its kind: the code path th
 (`reconcile._finish > outcomes.finish_if_done > outcomes.settle > ... > CopyObject`) and what it
 writes (the S3 folder, the VideoJob phase, the Event reason). A crash is replayed before the
 first write of every kind: 19 in the main flow, 13 in the retry, 8 in the cancellation (40
-replays). So every write site on these paths is interrupted at least once, for each folder,
-phase and reason it writes. The 11 writes not replayed are later writes of a kind already
-replayed, running the same code from a state another replay also goes through: in the main flow
-the second video's VideoJob creation, Event, claim and start (as for the first), its move out of
-`processing/` (as for the first), and the source status written again at the end of later
-passes; in the retry, that status again. `VIDEOPIPE_CRASH_POINTS=all` replays every one of the
-51 writes.
+replays, four worlds at a time: about two and a half minutes on two cores). So every write site
+on these paths is interrupted at least once, for each folder, phase and reason it writes. The 11
+writes not replayed are later writes of a kind already replayed, running the same code from a
+state another replay also goes through: in the main flow the second video's VideoJob creation,
+Event, claim and start (as for the first), its move out of `processing/` (as for the first),
+and the source status written again at the end of later passes; in the retry, that status
+again. `VIDEOPIPE_CRASH_POINTS=all` replays every one of the 51 writes (about six minutes).
 
 After each replay: every video is in exactly one final folder and nothing is left in `pending/`
 or `processing/`; the success has its results and the failure a report saying why and which
