@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.localserver import LocalServer
 
 ROUTE = re.compile(r"^/[^/]+/models/(?P<model>[^/:]+):generateContent$")
 
@@ -36,7 +37,7 @@ class Request:
 
 
 @dataclass
-class FakeGemini:
+class FakeGemini(LocalServer):
     """Serves until `close()`; `statuses` are answered first, then summaries."""
 
     statuses: deque[int] = field(default_factory=deque)
@@ -95,17 +96,7 @@ class FakeGemini:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def summary_for(request: Request) -> dict[str, Any]:

@@ -13,10 +13,11 @@ is told to drop for given methods, so the store really never sees them:
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.localserver import LocalServer
 
 UNCONDITIONAL_WRITES = {"if-none-match": {"PUT", "DELETE"}, "if-match": {"PUT", "DELETE"}}
 NO_RANGES = {"range": {"GET"}}
@@ -31,7 +32,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-class S3Proxy:
+class S3Proxy(LocalServer):
     """Forwards to `upstream`, minus the headers in `drop` (header -> methods)."""
 
     def __init__(self, upstream: str, drop: dict[str, set[str]]) -> None:
@@ -103,17 +104,7 @@ class S3Proxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 __all__ = ["NO_RANGES", "UNCONDITIONAL_WRITES", "S3Proxy"]
