@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import jiwer
@@ -105,9 +106,13 @@ def test_manifest_is_complete_and_report_says_success(
     assert manifest["model"] == "tiny.en" and manifest["device"] == "cpu"
     assert manifest["compute_type"] == "int8"
     assert manifest["settings"]["word_timestamps"] is True
-    assert {"probe", "extract", "load_model", "transcribe", "write"} <= set(manifest["timings"])
+    timings = manifest["timings"]
+    assert {"probe", "extract", "load_model", "startup", "transcribe", "write"} <= set(timings)
+    # probe, extract and model loading run side by side: start-up is the longest, not the sum
+    assert timings["startup"] < timings["probe"] + timings["extract"] + timings["load_model"]
     assert manifest["summary"].startswith("skipped: no Gemini API key")
     assert manifest["versions"]["faster-whisper"]
+    assert re.match(r"\d+\.\d+", manifest["versions"]["ffmpeg"])  # from ffprobe's own report
 
     report = run.report
     assert report["outcome"] == "succeeded" and report["exit_code"] == 0

@@ -18,6 +18,7 @@ from videopipe.report import ExitCode, WorkerReport
 from videopipe.s3 import endpoint_from_env
 
 from .errors import WorkerError
+from .memory import keep_freed_memory
 from .pipeline import DEFAULT_MAX_DURATION, PipelineResult, PipelineSettings, run
 from .storage import S3Settings
 from .summarize import DEFAULT_GEMINI_MODEL, api_key_from_env
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="videopipe: %(message)s", stream=sys.stderr)
     for name in ("videopipe", "videopipe_worker"):
         logging.getLogger(name).setLevel(logging.WARNING if args.quiet else logging.INFO)
+    keep_freed_memory()
     report = WorkerReport("failed", ExitCode.RETRYABLE, input=args.input)
     try:
         result = run(settings_from_args(args))

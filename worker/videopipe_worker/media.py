@@ -1,15 +1,19 @@
 """Probe a video and decode its audio to 16 kHz mono float32, in memory.
 
-We probe first because faster-whisper fails obscurely on a file with no audio
-stream, and because ffmpeg can exit 0 having decoded only part of a truncated file
+We probe because faster-whisper fails obscurely on a file with no audio stream,
+and because ffmpeg can exit 0 having decoded only part of a truncated file
 (FACTS.md): comparing the decoded length with the container's duration is the only
-reliable check. Audio is streamed from ffmpeg's stdout straight into a numpy array:
-no WAV file on disk, and a URL input is read in byte ranges, never piped to stdin.
+reliable check. The probe and the decode run at the same time (the probe's verdict
+is checked before the audio is used). Audio is streamed from ffmpeg's stdout
+straight into a numpy array: no WAV file on disk, and a URL input is read in byte
+ranges, never piped to stdin.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -35,6 +39,7 @@ class MediaInfo:
     sample_rate: int | None
     channels: int | None
     has_video: bool
+    ffmpeg_version: str = "unknown"  # of the ffprobe that read it, for the manifest
 
     @property
     def expected_audio_seconds(self) -> float | None:
@@ -46,7 +51,7 @@ def probe(source: str, name: str, size: int | None = None) -> MediaInfo:
     if size == 0:
         raise BadInput("EmptyInput", f"{name} is empty (0 bytes): upload the video again")
     try:
-        data = ffmpeg.probe(source, **_network_options(source))
+        data = ffmpeg.probe(source, show_program_version=None, **_network_options(source))
     except ffmpeg.Error as err:
         raise _classify(err, name, "read", source) from err
     streams = data.get("streams", [])
@@ -65,6 +70,7 @@ def probe(source: str, name: str, size: int | None = None) -> MediaInfo:
         sample_rate=int(audio["sample_rate"]) if audio.get("sample_rate") else None,
         channels=audio.get("channels"),
         has_video=any(s.get("codec_type") == "video" for s in streams),
+        ffmpeg_version=str(data.get("program_version", {}).get("version", "unknown")),
     )
 
 
@@ -78,31 +84,61 @@ def check_duration(info: MediaInfo, max_seconds: float) -> None:
         )
 
 
-def extract_audio(source: str, info: MediaInfo) -> np.ndarray:
-    """Decode the first audio stream to float32 mono at 16 kHz."""
-    stream = ffmpeg.input(source, **_network_options(source)).output(
-        "pipe:", map="0:a:0", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE
-    )
-    try:
-        out, _ = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error").run(
-            capture_stdout=True, capture_stderr=True
+class AudioDecoder:
+    """ffmpeg decoding the first audio stream to float32 mono at 16 kHz, in the background.
+
+    Started before the probe so that the two ffmpeg runs overlap instead of queueing;
+    leaving the `with` block early (the probe refused the input) kills ffmpeg, so a
+    12-hour upload is not decoded only to be refused as too long.
+    """
+
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.name = source, name
+        self.started = time.perf_counter()
+        self.seconds = 0.0  # wall time until ffmpeg finished
+        self._stdout, self._stderr = b"", b""
+        stream = (
+            ffmpeg.input(source, **_network_options(source))
+            .output("pipe:", map="0:a:0", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE)
+            .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
         )
-    except ffmpeg.Error as err:
-        raise _classify(err, info.name, "decode", source) from err
-    audio = np.frombuffer(out, dtype=np.float32)
-    decoded = audio.size / SAMPLE_RATE
-    expected = info.expected_audio_seconds
-    if audio.size == 0:
-        raise BadInput(
-            "Corrupt", f"no audio could be decoded from {info.name}: the file is corrupt"
-        )
-    if expected and decoded < expected * MIN_DECODED_SHARE - 1.0:
-        raise BadInput(
-            "Truncated",
-            f"{info.name} is truncated: it says {expected:.0f} s but only {decoded:.0f} s of "
-            "audio could be decoded; upload the complete file again",
-        )
-    return audio
+        self._process = stream.run_async(pipe_stdout=True, pipe_stderr=True)
+        self._reader = threading.Thread(target=self._drain, name="ffmpeg-decode", daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        self._stdout, self._stderr = self._process.communicate()
+        self.seconds = round(time.perf_counter() - self.started, 3)
+
+    def __enter__(self) -> AudioDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._reader.join()
+
+    def result(self, info: MediaInfo) -> np.ndarray:
+        """The decoded audio, checked against what the probe says it should hold."""
+        self._reader.join()
+        if self._process.returncode != 0:
+            error = ffmpeg.Error("ffmpeg", self._stdout, self._stderr)
+            raise _classify(error, info.name, "decode", self.source)
+        audio = np.frombuffer(self._stdout, dtype=np.float32)
+        self._stdout = b""
+        decoded = audio.size / SAMPLE_RATE
+        expected = info.expected_audio_seconds
+        if audio.size == 0:
+            raise BadInput(
+                "Corrupt", f"no audio could be decoded from {info.name}: the file is corrupt"
+            )
+        if expected and decoded < expected * MIN_DECODED_SHARE - 1.0:
+            raise BadInput(
+                "Truncated",
+                f"{info.name} is truncated: it says {expected:.0f} s but only {decoded:.0f} s "
+                "of audio could be decoded; upload the complete file again",
+            )
+        return audio
 
 
 def _classify(err: ffmpeg.Error, name: str, stage: str, source: str) -> WorkerError:
@@ -172,4 +208,4 @@ def _float(value: object) -> float | None:
         return None
 
 
-__all__ = ["SAMPLE_RATE", "MediaInfo", "check_duration", "extract_audio", "probe"]
+__all__ = ["SAMPLE_RATE", "AudioDecoder", "MediaInfo", "check_duration", "probe"]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, Retryable
 from .transcribe import Transcript
+
+if TYPE_CHECKING:
+    from .schema import VideoSummary
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,6 @@ INSTRUCTION = (
     "follow the structure of the talk (each with the start time in seconds taken from the "
     "timestamps, a title and one sentence), and up to ten keywords."
 )
-
-
-class Chapter(BaseModel):
-    start_seconds: float = Field(description="Start of the chapter, seconds from the beginning")
-    title: str
-    summary: str
-
-
-class VideoSummary(BaseModel):
-    title: str
-    summary: str
-    chapters: list[Chapter]
-    keywords: list[str]
 
 
 def api_key_from_env(env: Mapping[str, str] = os.environ) -> str | None:
@@ -71,6 +59,8 @@ def summarize(
     """Ask Gemini for a VideoSummary of the transcript; a plain dict for summary.json."""
     from google import genai
     from google.genai import errors, types
+
+    from .schema import VideoSummary
 
     client = genai.Client(
         api_key=api_key,
@@ -148,4 +138,4 @@ def _client_error(err: Any, model: str) -> Exception:
     return ConfigError("GeminiRejected", f"Gemini rejected the request ({code}): {err}")
 
 
-__all__ = ["DEFAULT_GEMINI_MODEL", "VideoSummary", "api_key_from_env", "summarize"]
+__all__ = ["DEFAULT_GEMINI_MODEL", "api_key_from_env", "summarize"]

@@ -169,21 +169,23 @@ class Transcriber:
     """A loaded model; load once, transcribe many (the benchmark reuses it)."""
 
     def __init__(self, settings: TranscribeSettings) -> None:
-        import ctranslate2
-
         self.settings = settings
-        self.device = choose_device(settings.device, ctranslate2.get_cuda_device_count())
-        self.compute_type = choose_compute_type(
-            self.device,
-            settings.compute_type,
-            set(ctranslate2.get_supported_compute_types(self.device)),
-        )
         self.model_name = settings.model
+        self.device, self.compute_type = "", ""  # decided by `load()`
         self.model: Any = None
 
     def load(self) -> None:
+        """Choose device and compute type, then load the model (slow: the pipeline
+        calls this in a thread while ffmpeg works)."""
+        import ctranslate2
         from faster_whisper import WhisperModel
 
+        self.device = choose_device(self.settings.device, ctranslate2.get_cuda_device_count())
+        self.compute_type = choose_compute_type(
+            self.device,
+            self.settings.compute_type,
+            set(ctranslate2.get_supported_compute_types(self.device)),
+        )
         path = resolve_model(self.settings.model)
         threads = self.settings.cpu_threads or available_cpus()
         try:
@@ -200,6 +202,10 @@ class Transcriber:
                 raise _model_error(self.settings.model, err) from err
         except (OSError, ValueError) as err:
             raise _model_error(self.settings.model, err) from err
+        if self.settings.vad:
+            from faster_whisper.vad import get_vad_model
+
+            get_vad_model()  # cached by faster-whisper: loaded here, off the critical path
         log.info(
             "model %s on %s (%s, %d threads)",
             self.model_name,
