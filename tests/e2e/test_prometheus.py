@@ -119,12 +119,20 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
 
         # Every panel, as Grafana would ask with both sources selected.
         sources = f"{talks}|{offline}"  # Kubernetes names: nothing to escape in a regex
-        empty = []
         queries = promql.dashboard_queries(promql.load_dashboard())
-        for query in queries:
-            expr = promql.substitute(query.expr, source=sources)
-            if not finite(prometheus.query(expr)):
-                empty.append(f"{query.where}: {expr}")
+
+        def empty_panels() -> list[str]:
+            empty = []
+            for query in queries:
+                expr = promql.substitute(query.expr, source=sources)
+                if not finite(prometheus.query(expr)):
+                    empty.append(f"{query.where}: {expr}")
+            return empty
+
+        # rate() needs two samples: a counter first scraped a moment ago has none yet.
+        deadline = time.monotonic() + 30
+        while (empty := empty_panels()) and time.monotonic() < deadline:
+            time.sleep(1)
         assert empty == [], "panels without data:\n" + "\n".join(empty)
 
         # Every rule evaluates cleanly; the alerts this run provoked are pending.
