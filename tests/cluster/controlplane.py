@@ -341,12 +341,16 @@ class ControlPlane:
             self._components = self._plan(bins, pki)
             etcd, apiserver, *controllers = self._components
             etcd.start(self.dir)
-            self._wait_http(etcd, f"http://127.0.0.1:{etcd.ports[0]}/health", tls=False)
+            self._wait_http(etcd.name, f"http://127.0.0.1:{etcd.ports[0]}/health", tls=False)
             apiserver.start(self.dir)
-            self._wait_http(apiserver, f"{self.server}/readyz", tls=True)
+            self._wait_http(apiserver.name, f"{self.server}/readyz", tls=True)
             for comp in controllers:
                 comp.start(self.dir)
-            self._wait_default_serviceaccount()
+            self._wait_http(
+                "default ServiceAccount",
+                f"{self.server}/api/v1/namespaces/default/serviceaccounts/default",
+                tls=True,
+            )
         except BaseException:
             self.stop(check=False)
             raise
@@ -580,25 +584,12 @@ class ControlPlane:
         ctx.load_cert_chain(self.dir / "pki" / "admin.crt", self.dir / "pki" / "admin.key")
         return ctx
 
-    def _wait_http(self, comp: _Component, url: str, tls: bool) -> None:
+    def _wait_http(self, what: str, url: str, tls: bool) -> None:
+        """Poll `url` until it answers 200 (components, then objects they create)."""
         deadline = time.monotonic() + self.ready_timeout
         ctx = self._ssl_context() if tls else None
         while True:
-            self._deadline_check(deadline, comp.name)
-            try:
-                with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-
-    def _wait_default_serviceaccount(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        ctx = self._ssl_context()
-        url = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
-        while True:
-            self._deadline_check(deadline, "default ServiceAccount")
+            self._deadline_check(deadline, what)
             try:
                 with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
                     if resp.status == 200:

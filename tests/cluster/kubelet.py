@@ -67,6 +67,7 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+from kubernetes.utils import parse_quantity
 
 log = logging.getLogger("videopipe.kubelet")
 
@@ -149,35 +150,6 @@ def now_rfc3339() -> str:
 
 def now_micro() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_SUFFIX = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-
-
-def parse_quantity(q: str | int | float) -> Decimal:
-    """A Kubernetes resource quantity ('500m', '2Gi', '1e3') as a number."""
-    s = str(q).strip()
-    m = re.fullmatch(r"([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)", s)
-    if not m or m.group(2) not in _SUFFIX:
-        raise ValueError(f"bad quantity {q!r}")
-    return Decimal(m.group(1)) * _SUFFIX[m.group(2)]
 
 
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")

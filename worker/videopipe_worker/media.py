@@ -92,8 +92,8 @@ class AudioDecoder:
     12-hour upload is not decoded only to be refused as too long.
     """
 
-    def __init__(self, source: str, name: str) -> None:
-        self.source, self.name = source, name
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.started = time.perf_counter()
         self.seconds = 0.0  # wall time until ffmpeg finished
         self._stdout, self._stderr = b"", b""

@@ -89,7 +89,7 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
         with open_input(settings.input, settings.s3) as source:
             log.info("probing and decoding %s", source.uri)
             # Both ffmpeg runs read the input at once; a refusal from the probe wins.
-            with media.AudioDecoder(source.source, source.name) as decoder:
+            with media.AudioDecoder(source.source) as decoder:
                 with timed(timings, "probe"):
                     info = media.probe(source.source, source.name, source.size)
                     media.check_duration(info, settings.max_duration)
