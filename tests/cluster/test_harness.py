@@ -172,7 +172,8 @@ def test_deleting_the_owner_garbage_collects_the_job(cluster: Cluster, ns: str) 
 
 
 def test_ttl_after_finished_removes_the_job(cluster: Cluster, ns: str) -> None:
-    cluster.batch.create_namespaced_job(ns, job("short-lived", "pass", ttlSecondsAfterFinished=1))
+    # 5 s, not 1: under load a poll can come more than a second late, after the Job is gone.
+    cluster.batch.create_namespaced_job(ns, job("short-lived", "pass", ttlSecondsAfterFinished=5))
     wait_for(lambda: job_condition(cluster, ns, "short-lived", "Complete"), 30)
 
     def gone() -> bool:
