@@ -10,7 +10,6 @@ speaking its REST protocol. The Kubernetes control plane fixture `cluster` lives
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ import pytest
 from videopipe.s3 import make_client
 
 from tests.support.gemini import FakeGemini
+from tests.support.ports import free_port
 
 pytest_plugins: list[str] = ["tests.cluster.fixtures"]
 
@@ -26,12 +26,6 @@ pytest_plugins: list[str] = ["tests.cluster.fixtures"]
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,21 @@ def wait_for(
         time.sleep(interval)
 
 
+def unless_gone(call: Callable[..., T], *args: object, **kwargs: object) -> T | None:
+    """`call(*args, **kwargs)` on one object; None if the object is already gone (404).
+
+    For clean-ups: between listing objects and acting on each, a controller, the garbage
+    collector or the operator may remove one (a pruned VideoJob takes its Job with it). Gone is
+    what a clean-up wanted, so NotFound is success; any other error is raised.
+    """
+    try:
+        return call(*args, **kwargs)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
 def kubectl_path() -> str:
     venv = REPO / ".venv" / "bin" / "kubectl"
     if venv.exists():
@@ -193,13 +208,42 @@ class Cluster:
 
     def delete_namespace(self, name: str, wait: bool = False, timeout: float = 60) -> None:
         """Delete a namespace (the namespace controller removes what is in it)."""
-        try:
-            self.core.delete_namespace(name)
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
+        unless_gone(self.core.delete_namespace, name)
         if wait:
             wait_for(lambda: not self._exists(name), timeout, message=f"namespace {name} gone")
+
+    def drop_finalizers(self, group: str, version: str, plural: str, namespace: str) -> None:
+        """Remove every finalizer from the namespace's custom objects of one kind.
+
+        Teardown, once no operator runs: otherwise the namespace never finishes deleting. Objects
+        that vanish meanwhile, and a kind whose CRD is not installed, are nothing to do.
+        """
+        custom = client.CustomObjectsApi(self.api)
+        listing = unless_gone(
+            custom.list_namespaced_custom_object, group, version, namespace, plural
+        )
+        for item in (listing or {}).get("items", []):
+            patch = {"metadata": {"finalizers": None}}
+            name = item["metadata"]["name"]
+            unless_gone(
+                custom.patch_namespaced_custom_object,
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                patch,
+            )
+
+    def delete_jobs(self, namespace: str) -> None:
+        """Delete the namespace's Jobs and their pods now (a Job already gone is fine)."""
+        for job in self.batch.list_namespaced_job(namespace).items:
+            unless_gone(
+                self.batch.delete_namespaced_job,
+                job.metadata.name,
+                namespace,
+                propagation_policy="Background",
+            )
 
     def _exists(self, namespace: str) -> bool:
         try:

@@ -29,8 +29,8 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.harness import Cluster, wait_for
-from tests.conftest import free_port
 from tests.support import media
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
@@ -342,33 +342,19 @@ def videopipe(
     try:
         yield vp
     finally:
-        for op in vp.operators:
-            op.kill()
-        _release(vp)
-        cluster.delete_namespace(namespace)
+        try:
+            for op in vp.operators:
+                op.kill()
+            release(cluster, namespace)
+        finally:
+            cluster.delete_namespace(namespace)
 
 
-def _release(vp: Videopipe) -> None:
-    """Drop our finalizers (no operator runs now) so the namespace can go, and stop the Jobs."""
-    for kind in ("videojobs", "videosources"):
-        items = vp.custom.list_namespaced_custom_object(GROUP, VERSION, vp.namespace, kind)
-        for item in items["items"]:
-            try:
-                vp.custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    vp.namespace,
-                    kind,
-                    item["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
-            except client.ApiException as e:
-                if e.status != 404:
-                    raise
-    for job in vp.jobs():
-        vp.cluster.batch.delete_namespaced_job(
-            job.metadata.name, vp.namespace, propagation_policy="Background"
-        )
+def release(cluster: Cluster, namespace: str) -> None:
+    """Once no operator runs: drop our finalizers so that the namespace can go, stop the Jobs."""
+    for plural in ("videojobs", "videosources"):
+        cluster.drop_finalizers(GROUP, VERSION, plural, namespace)
+    cluster.delete_jobs(namespace)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.e2e.conftest import Operator, Videopipe
 from tests.support import promql
+from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.cluster

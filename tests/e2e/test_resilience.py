@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -22,6 +24,17 @@ def job_finished(job: client.V1Job) -> bool:
     return any(
         c.type in ("Complete", "Failed") and c.status == "True" for c in job.status.conditions or []
     )
+
+
+def worker_process(videopipe: Videopipe) -> int | None:
+    """The process group of the namespace's one running worker pod (the stand-in runs it here)."""
+    kubelet = videopipe.cluster.kubelet
+    assert kubelet is not None
+    for pod in videopipe.cluster.core.list_namespaced_pod(videopipe.namespace).items:
+        run = kubelet.run_for(videopipe.namespace, pod.metadata.name)
+        if pod.status.phase == "Running" and run is not None and run.proc is not None:
+            return run.proc.pid
+    return None
 
 
 def test_operator_killed_and_restarted_mid_run(
@@ -146,21 +159,23 @@ def test_deleting_videojobs_cancels_them(
     running = videopipe.wait(
         lambda: phase_of(videopipe, "long.mp4") == "Running" and videopipe.videojob_for("long.mp4")
     )
-    videopipe.upload("hello.mp4", talk_videos["hello"])
-    queued = videopipe.wait(
-        lambda: phase_of(videopipe, "hello.mp4") == "Queued" and videopipe.videojob_for("hello.mp4")
-    )
-    videopipe.wait(
-        lambda: any(
-            p.status.phase == "Running"
-            for p in videopipe.cluster.core.list_namespaced_pod(videopipe.namespace).items
-        ),
-        message="the worker pod running",
-    )
-    for vj in (running, queued):
-        videopipe.custom.delete_namespaced_custom_object(
-            GROUP, VERSION, videopipe.namespace, "videojobs", vj["metadata"]["name"]
+    # Hold the worker still until both VideoJobs are deleted: a worker that finished first (a
+    # loaded machine makes the wait below long) would leave nothing to cancel.
+    worker = videopipe.wait(lambda: worker_process(videopipe), message="the worker pod running")
+    os.killpg(worker, signal.SIGSTOP)
+    try:
+        videopipe.upload("hello.mp4", talk_videos["hello"])
+        queued = videopipe.wait(
+            lambda: (
+                phase_of(videopipe, "hello.mp4") == "Queued" and videopipe.videojob_for("hello.mp4")
+            )
         )
+        for vj in (running, queued):
+            videopipe.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, videopipe.namespace, "videojobs", vj["metadata"]["name"]
+            )
+    finally:
+        os.killpg(worker, signal.SIGCONT)
     expected = ["hello.mp4", "hello.mp4.error.json", "long.mp4", "long.mp4.error.json"]
     videopipe.wait(lambda: videopipe.keys("failed") == expected, timeout=60)
     videopipe.wait(lambda: videopipe.videojobs() == [], message="VideoJobs gone")

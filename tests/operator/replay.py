@@ -39,7 +39,7 @@ from videopipe_operator.context import Context
 from videopipe_operator.reconcile import PassResult, reconcile_source
 from videopipe_operator.sources import S3Clients
 
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import Cluster, unless_gone
 from tests.e2e.conftest import GROUP, VERSION, Videopipe
 from tests.operator.faults import Crash, Faults, FaultyKube, s3_client_with_faults
 
@@ -123,18 +123,15 @@ class Replay:
 
     def _drop_finalizer(self, body: Json) -> None:
         finalizers = [f for f in body["metadata"].get("finalizers") or [] if f != FINALIZER]
-        try:
-            self.vp.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "videojobs",
-                body["metadata"]["name"],
-                {"metadata": {"finalizers": finalizers or None}},
-            )
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
+        unless_gone(
+            self.vp.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "videojobs",
+            body["metadata"]["name"],
+            {"metadata": {"finalizers": finalizers or None}},
+        )
 
     def drive(self, settled: Callable[[], bool], max_passes: int = 20) -> int:
         """Passes (a new operator after each crash) until `settled()`; how many it took."""
@@ -184,9 +181,11 @@ class Replay:
         if self.released:
             return
         self.released = True
-        for body in self.vp.videojobs():
-            self._drop_finalizer(body)
-        self.vp.cluster.delete_namespace(self.namespace)
+        try:
+            for body in self.vp.videojobs():
+                self._drop_finalizer(body)
+        finally:
+            self.vp.cluster.delete_namespace(self.namespace)
 
 
 @contextmanager

@@ -157,10 +157,10 @@ def test_readiness_thread_marks_ready_and_says_why_not_meanwhile(audit: WatchAud
     readiness = Readiness(sources, audit, health, retry_seconds=0.01)
     readiness.start()
     try:
-        wait_for(lambda: "not delivered" in health.readiness_text, timeout=5)
+        wait_for(lambda: "not delivered" in health.readiness_text, timeout=30)
         assert not health.ready
         audit.delivered("videosources", event(None, obj("a", "1")))
-        wait_for(lambda: health.ready, timeout=5)
+        wait_for(lambda: health.ready, timeout=30)
         assert health.readiness_text == "ok"
     finally:
         readiness.stop()

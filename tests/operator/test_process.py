@@ -15,7 +15,7 @@ from videopipe_operator.coordination import Coordination
 from videopipe_operator.discovery import replacing
 from videopipe_operator.health import Health
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def test_config_from_env() -> None:

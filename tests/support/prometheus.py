@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from tests.cluster.harness import wait_for
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 class PrometheusServer:

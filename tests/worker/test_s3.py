@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from videopipe.layout import RESULT_FILES
 
-from tests.conftest import free_port
 from tests.support.cli import run_transcribe
+from tests.support.ports import free_port
 from tests.support.s3proxy import NO_RANGES, S3Proxy
 
 
