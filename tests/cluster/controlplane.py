@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -364,6 +364,18 @@ class ControlPlane:
         if check:
             assert not leftovers, f"processes left running: {leftovers}"
             assert not open_ports, f"ports still listening: {open_ports}"
+
+    @contextlib.contextmanager
+    def apiserver_down(self) -> Iterator[None]:
+        """Stop kube-apiserver (connections are refused meanwhile); start it again, on the same
+        port with the same etcd, on leaving, and wait until it is ready."""
+        apiserver = next(c for c in self._components if c.name == "kube-apiserver")
+        apiserver.stop()
+        try:
+            yield
+        finally:
+            apiserver.start(self.dir)
+            self._wait_http(apiserver.name, f"{self.server}/readyz", tls=True)
 
     # -- conveniences --
 

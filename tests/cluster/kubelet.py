@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import urllib3
 import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
@@ -193,6 +194,7 @@ class PodRun(threading.Thread):
         self.log_path = kubelet.log_path(self.namespace, self.name)
         self.proc: subprocess.Popen[bytes] | None = None
         self.finished = threading.Event()
+        self.status_retries = 0  # status writes that failed and were tried again
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._delete_grace: float | None = None  # set once deletion is requested
@@ -805,10 +807,14 @@ class PodRun(threading.Thread):
             prev = old.get(c["type"])
             if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
                 c["lastTransitionTime"] = prev["lastTransitionTime"]
-        for attempt in range(5):
+        # As a real kubelet does, keep trying through an API server outage (errors, refused or
+        # hung connections) until the status is written, the pod is gone, or the node stops: a
+        # status given up on would leave a finished pod Running for ever.
+        delay = 0.2
+        while True:
             try:
                 result = self.kubelet.core.patch_namespaced_pod_status(
-                    self.name, self.namespace, body, _preload_content=False
+                    self.name, self.namespace, body, _preload_content=False, _request_timeout=30
                 )
                 with self._lock:
                     self.pod = json.loads(result.data)
@@ -818,9 +824,19 @@ class PodRun(threading.Thread):
                     self._gone = True
                     self.request_delete(0)
                     return
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+                log.info(
+                    "pod %s/%s status: %s %s: retrying",
+                    self.namespace,
+                    self.name,
+                    e.status,
+                    e.reason,
+                )
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                log.info("pod %s/%s status: %r: retrying", self.namespace, self.name, e)
+            self.status_retries += 1
+            if self.kubelet.stopping.wait(delay):
+                return
+            delay = min(delay * 2, 2.0)
 
 
 def event_name(regarding: str) -> str:

@@ -607,3 +607,34 @@ def test_a_second_cluster_starts_and_leaves_nothing_behind() -> None:
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)
     assert not [p for p in ports if port_open(p)]
+
+
+def test_a_pod_that_ends_while_the_api_server_is_down_is_reported_once_it_is_back() -> None:
+    """The stand-in, like a kubelet, keeps writing a pod's status through an outage (refused
+    connections), however long: a finished pod must never stay Running and hold its slot."""
+    with Cluster() as cl:
+        ns = cl.create_namespace()
+        pod = {
+            "metadata": {"name": "brief"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [container("import time; time.sleep(2)")],
+            },
+        }
+        cl.core.create_namespaced_pod(ns, pod)
+
+        def phase() -> str:
+            return cl.core.read_namespaced_pod("brief", ns).status.phase
+
+        wait_for(lambda: phase() == "Running", 60, message="pod Running")
+        assert cl.kubelet is not None
+        run = cl.kubelet.run_for(ns, "brief")
+        assert run is not None
+        with cl.control_plane.apiserver_down():
+            # More failed writes than the stand-in used to allow (5) before giving up for good.
+            wait_for(lambda: run.status_retries > 8, 60, message="status writes retried")
+            retried = run.status_retries
+        wait_for(lambda: phase() == "Succeeded", 60, message="pod Succeeded after the outage")
+        state = cl.core.read_namespaced_pod("brief", ns).status.container_statuses[0].state
+        assert state.terminated is not None and state.terminated.exit_code == 0
+    print(f"status written after {retried} failed attempts during the outage")
