@@ -14,7 +14,9 @@ scheduler binds to them:
   `resourceFieldRef`). A missing required Secret/ConfigMap or key keeps the container Waiting with
   reason `CreateContainerConfigError`, retried until it appears or the pod is deleted;
 - paths inside the container are mapped to per-pod folders: `terminationMessagePath`, and every
-  volume mount (emptyDir, secret, configMap, downwardAPI, projected, hostPath). An env value or
+  volume mount (emptyDir, secret, configMap, downwardAPI, projected, hostPath; a missing Secret or
+  ConfigMap behind a volume is a `FailedMount` event, the pod stays ContainerCreating and the
+  mount is retried). An env value or
   an argument equal to or under such a path is rewritten to the host path, so
   `VIDEOPIPE_TERMINATION_LOG=/dev/termination-log` or `TMPDIR=/tmp` (an emptyDir) just work;
 - a pod with a service-account token volume (what the ServiceAccount admission plugin adds) gets a
@@ -509,6 +511,18 @@ class PodRun(threading.Thread):
         return sorted(out, key=lambda pair: len(pair[0]), reverse=True)
 
     def _volume(self, vol: Json, path: Path) -> Path:
+        """Materialise one volume; a missing Secret or ConfigMap is a mount failure.
+
+        As with the kubelet, that leaves the pod ContainerCreating with a FailedMount event and is
+        retried, rather than failing the container's configuration: a new namespace's
+        `kube-root-ca.crt` is published a moment after the namespace, and a pod may come first.
+        """
+        try:
+            return self._materialise(vol, path)
+        except ConfigError as e:
+            raise MountError(str(e)) from e
+
+    def _materialise(self, vol: Json, path: Path) -> Path:
         if hp := vol.get("hostPath"):
             return Path(hp["path"])
         path.mkdir(parents=True, exist_ok=True)

@@ -360,6 +360,42 @@ def test_missing_secret_key_is_create_container_config_error(cluster: Cluster, n
     assert "t0k3n" in cluster.pod_log(ns, "needs-secret")
 
 
+def test_missing_configmap_volume_is_a_failed_mount_retried(cluster: Cluster, ns: str) -> None:
+    """A volume's missing ConfigMap keeps the pod ContainerCreating (FailedMount), not a config
+    error: the kubelet retries the mount, as for a new namespace's `kube-root-ca.crt`."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "needs-config"},
+        "spec": {
+            "restartPolicy": "Never",
+            "volumes": [{"name": "cfg", "configMap": {"name": "settings"}}],
+            "containers": [
+                container(
+                    "import os; print(open(os.environ['LEVEL_FILE']).read())",
+                    env=[{"name": "LEVEL_FILE", "value": "/etc/cfg/level"}],  # mapped to the volume
+                    volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg"}],
+                )
+            ],
+        },
+    }
+    cluster.core.create_namespaced_pod(ns, pod)
+    selector = "involvedObject.name=needs-config,reason=FailedMount"
+    events = wait_for(
+        lambda: cluster.core.list_namespaced_event(ns, field_selector=selector).items, 60
+    )
+    assert 'configmap "settings" not found' in events[0].message
+    p = cluster.core.read_namespaced_pod("needs-config", ns)
+    assert p.status.phase == "Pending"
+    assert p.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
+    cluster.core.create_namespaced_config_map(
+        ns, {"metadata": {"name": "settings"}, "data": {"level": "debug"}}
+    )
+    state = wait_for(lambda: terminated(cluster, ns, "needs-config"), 30)
+    assert state.exit_code == 0
+    assert "debug" in cluster.pod_log(ns, "needs-config")
+
+
 def test_on_failure_restarts_the_container_in_place(cluster: Cluster, ns: str) -> None:
     # First run fails, the second (after the kubelet's 10 s CrashLoopBackOff) succeeds.
     script = (
