@@ -13,7 +13,7 @@ APT_PACKAGES := ffmpeg espeak-ng prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-packages test test-fast lint format demo bench k8s-binaries cluster clean tools \
-	chart-crds images images-gpu
+	chart-crds images images-gpu bench-images
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ demo: install  ## The real loop offline: local S3, sample talk through `videopip
 
 bench: install  ## Run the benchmarks under bench/ (prints tables)
 	$(BIN)/python bench/worker.py
+
+bench-images: install  ## Time `make images` cold and cached, print image sizes (minutes)
+	$(BIN)/python bench/images.py
 
 k8s-binaries:  ## Build etcd and the Kubernetes control plane from source (cached)
 	bash tests/cluster/build-binaries.sh

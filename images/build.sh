@@ -116,12 +116,18 @@ build() {
     fi
   fi
   log "building $image from $dockerfile"
-  local args=() arg start=$SECONDS
+  local args=() arg start=$SECONDS before
   for arg in "$@"; do args+=(--build-arg "$arg"); done
+  before=$(podman images --quiet --no-trunc --filter dangling=true | sort)
   [ -f "$CA_BUNDLE" ] && args+=(--volume "$CA_BUNDLE:$CA_BUNDLE:ro")
-  podman build --pull=never --network=host "${ulimits[@]}" \
+  # Thousands of lines of apt and pip: kept in a log, shown when the build fails.
+  if ! podman build --pull=never --network=host "${ulimits[@]}" \
     --build-arg "BASE_IMAGE=$base" "${args[@]}" \
-    --file "$ROOT/$dockerfile" --tag "$image" "$ROOT"
+    --file "$ROOT/$dockerfile" --tag "$image" "$ROOT" >"$CACHE/$name.log" 2>&1; then
+    tail -n 60 "$CACHE/$name.log" >&2
+    log "building $image failed; the whole log: $CACHE/$name.log"
+    exit 1
+  fi
   if [ -n "$tarball" ]; then
     rm -f "$tarball"
     podman save --quiet --format docker-archive --output "$tarball.tmp" "$image"
@@ -129,6 +135,10 @@ build() {
   fi
   echo "$hash" >"$stamp"
   log "$image built in $((SECONDS - start)) s"
+  # What this build left untagged (its build stage, the image it replaced) is only garbage:
+  # a changed input rebuilds from the COPY on anyway. Other images are not ours to remove.
+  comm -13 <(echo "$before") <(podman images --quiet --no-trunc --filter dangling=true | sort) |
+    xargs --no-run-if-empty podman rmi >/dev/null 2>&1 || true
 }
 
 main() {
