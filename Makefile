@@ -69,7 +69,7 @@ images-gpu:  ## The CUDA worker image, ghcr.io/videopipe/videopipe-worker:test-g
 demo: install  ## The real loop offline: local S3, sample talk through `videopipe run --once`
 	$(BIN)/python demo/demo.py --output demo-output
 
-bench: install  ## Run the benchmarks under bench/ (prints tables)
+bench: install  ## The worker benchmarks, bench/worker.py (prints tables)
 	$(BIN)/python bench/worker.py
 
 bench-images: install  ## Time `make images` cold and cached, print image sizes (minutes)

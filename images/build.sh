@@ -6,6 +6,8 @@
 #   images/build.sh --gpu              the CUDA worker, tagged :test-gpu (not saved: no GPU here)
 #   images/build.sh --gpu-if-changed   the CUDA worker only when Dockerfile.worker differs from
 #                                      the one it was last built from (what CI runs)
+#   images/build.sh --check            build nothing; exit 1 when the operator or CPU worker
+#                                      image is missing or older than its inputs (tests/images)
 #
 # Each image is rebuilt only when its inputs change: the Dockerfile, the files it COPYs, the
 # base image and the build arguments, hashed into a stamp next to the tarball. Where no registry
@@ -103,6 +105,13 @@ build() {
   shift 4
   local stamp=$CACHE/$name.inputs hash
   hash=$(input_hash "$dockerfile" "$base_id" "$@")
+  if [ -n "$check_only" ]; then
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ] || ! podman image exists "$image"; then
+      log "$image is missing or older than its inputs: run make images"
+      stale=1
+    fi
+    return
+  fi
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
     if podman image exists "$image"; then
       if [ -z "$tarball" ] || [ -f "$tarball" ]; then
@@ -144,9 +153,9 @@ build() {
 main() {
   local mode=${1:-cpu}
   case $mode in
-    cpu | --gpu | --gpu-if-changed) ;;
+    cpu | --gpu | --gpu-if-changed | --check) ;;
     *)
-      log "usage: $0 [--gpu | --gpu-if-changed]"
+      log "usage: $0 [--gpu | --gpu-if-changed | --check]"
       exit 2
       ;;
   esac
@@ -156,6 +165,19 @@ main() {
       return
     fi
     mode=--gpu
+  fi
+  check_only="" stale=""
+  if [ "$mode" = --check ]; then
+    check_only=1
+    base=${BASE_IMAGE:-}
+    for base in $base "$UPSTREAM_BASE" "$LOCAL_BASE"; do
+      podman image exists "$base" && break
+    done
+    base_id=$(podman image inspect --format '{{.Id}}' "$base" 2>/dev/null) || base_id=none
+    build operator Dockerfile.operator "$REPO/videopipe-operator:$TAG" ""
+    build worker Dockerfile.worker "$REPO/videopipe-worker:$TAG" "" "CUDA_PACKAGES="
+    [ -z "$stale" ]
+    return
   fi
   install_packages
   mkdir -p "$CACHE"

@@ -1,5 +1,8 @@
 """Image-test fixtures: podman that can run containers, and the images `make images` built.
 
+The images must be built from the code under test (`images/build.sh --check` compares their
+input stamps), not merely exist.
+
 Without podman (or with one that cannot start a container here) the image tests skip locally
 with the reason, and fail under CI=true, where `make test` has just built the images.
 """
@@ -8,10 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
-from tests.images.podman import OPERATOR_IMAGE, WORKER_IMAGE, image_size, podman
+from tests.images.podman import OPERATOR_IMAGE, REPO, WORKER_IMAGE, image_size, podman
 
 _PROBLEM = pytest.StashKey[str | None]()
 
@@ -22,9 +26,15 @@ def _podman_problem() -> str | None:
     info = podman("info", check=False)
     if info.returncode != 0:
         return f"podman cannot run here: {info.stderr.strip()[-300:]}"
-    for image in (OPERATOR_IMAGE, WORKER_IMAGE):
-        if podman("image", "exists", image, check=False).returncode != 0:
-            return f"{image} is not built: run `make images`"
+    # Not an image built from other code than this: the stamps must match the inputs.
+    check = subprocess.run(
+        ["bash", str(REPO / "images" / "build.sh"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check.returncode != 0:
+        return check.stderr.strip() or "the images are not built: run `make images`"
     return None
 
 
