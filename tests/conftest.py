@@ -64,3 +64,13 @@ def gemini() -> Iterator[FakeGemini]:
         yield server
     finally:
         server.close()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `make test-fast` relies on the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the control plane or the built images carries their mark, said or not."""
+    for item in items:
+        for fixture in ("cluster", "images"):
+            used = fixture in getattr(item, "fixturenames", ())
+            if used and not item.get_closest_marker(fixture):
+                item.add_marker(getattr(pytest.mark, fixture))

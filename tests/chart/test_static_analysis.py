@@ -49,6 +49,10 @@ DOCKERFILE_SKIPS = {
     # Kubernetes ignores Docker's HEALTHCHECK: the chart's liveness and readiness probes call
     # the operator's /healthz and /readyz; the worker is a batch process with nothing to probe.
     "CKV_DOCKER_2": "Kubernetes probes instead of HEALTHCHECK",
+    # checkov reads `FROM ${BASE_IMAGE}` without the ARG's default: the default is checked to be
+    # a version tag in test_images_run_as_the_users_the_pods_expect (make images passes a base
+    # made from Debian packages where no registry can be reached).
+    "CKV_DOCKER_7": "the base is ARG BASE_IMAGE, its default a version tag (checked below)",
 }
 
 
@@ -154,7 +158,8 @@ def test_images_run_as_the_users_the_pods_expect() -> None:
 
     assert RUN_AS == 10001
     for text, extra in ((operator, "[operator]"), (worker, "[worker]")):
-        assert text.count("FROM python:3.11-slim") == 2  # build stage, runtime stage
+        assert "\nARG BASE_IMAGE=python:3.11-slim-bookworm\n" in text
+        assert text.count("FROM ${BASE_IMAGE} AS") == 2  # build stage, runtime stage
         assert f'"${{wheel}}{extra}"' in text
         assert 'ENTRYPOINT ["videopipe"]' in text
     assert "ffmpeg" in worker and "nvidia-cudnn-cu12==9." in worker
