@@ -9,12 +9,19 @@ is told to drop for given methods, so the store really never sees them:
   `videopipe run`'s start-up probe must notice by the answers alone.
 - `NO_RANGES`: `Range` dropped from GET, as on a gateway that always sends the whole
   object; the worker must fall back to a download.
+
+It can also be a store under load: `FlakyReads` answers ranged GETs (how ffmpeg and the
+worker's range probe read a video) with `503 SlowDown` or drops the connection half-way
+through the body, on a fixed schedule per client so that a test knows each fault was met.
 """
 
 from __future__ import annotations
 
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
 from tests.support.localserver import LocalServer
@@ -31,11 +38,40 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 _opener = urllib.request.build_opener(_NoRedirect)
 
+SLOW_DOWN = (
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+@dataclass
+class FlakyReads:
+    """Faults for ranged GETs: the n-th such request of each client (by User-Agent family,
+    `Lavf` for ffmpeg and ffprobe) gets `schedule[n % len(schedule)]`: `"503"`, `"drop"`
+    (half the body, then the connection closes) or `"ok"`."""
+
+    schedule: tuple[str, ...] = ("503", "drop", "ok", "ok")
+    seen: Counter[str] = field(default_factory=Counter)
+    injected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (client, fault)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_action(self, user_agent: str) -> str:
+        client = user_agent.split("/")[0] or "unknown"
+        with self._lock:
+            action = self.schedule[self.seen[client] % len(self.schedule)]
+            self.seen[client] += 1
+            if action != "ok":
+                self.injected[client, action] += 1
+        return action
+
 
 class S3Proxy(LocalServer):
     """Forwards to `upstream`, minus the headers in `drop` (header -> methods)."""
 
-    def __init__(self, upstream: str, drop: dict[str, set[str]]) -> None:
+    def __init__(
+        self, upstream: str, drop: dict[str, set[str]], faults: FlakyReads | None = None
+    ) -> None:
+        self.faults = faults
         self.dropped = 0  # headers removed so far
         self.full_gets = 0  # GETs answered with the whole object (200)
         proxy = self
@@ -45,6 +81,16 @@ class S3Proxy(LocalServer):
 
             def _forward(self) -> None:
                 body = self._body()
+                action = "ok"
+                if faults and self.command == "GET" and "Range" in self.headers:
+                    action = faults.next_action(self.headers.get("User-Agent", ""))
+                if action == "503":
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
                 headers = {}
                 for name, value in self.headers.items():
                     lower = name.lower()
@@ -75,7 +121,10 @@ class S3Proxy(LocalServer):
                 length = reply.get("Content-Length") if self.command == "HEAD" else len(data)
                 self.send_header("Content-Length", str(length or 0))
                 self.end_headers()
-                if self.command != "HEAD":
+                if action == "drop":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True  # the client sees the body end early
+                elif self.command != "HEAD":
                     self.wfile.write(data)
 
             def _body(self) -> bytes | None:
@@ -107,4 +156,4 @@ class S3Proxy(LocalServer):
         self._serve(Handler)
 
 
-__all__ = ["NO_RANGES", "UNCONDITIONAL_WRITES", "S3Proxy"]
+__all__ = ["NO_RANGES", "UNCONDITIONAL_WRITES", "FlakyReads", "S3Proxy"]

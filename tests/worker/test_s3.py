@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from videopipe.layout import RESULT_FILES
 
+from tests.support import media
 from tests.support.cli import run_transcribe
 from tests.support.ports import free_port
-from tests.support.s3proxy import NO_RANGES, S3Proxy
+from tests.support.s3proxy import NO_RANGES, FlakyReads, S3Proxy
+from tests.worker.conftest import TALK_TEXT
 
 
 def upload(s3, bucket: str, key: str, path: Path) -> str:
@@ -71,6 +73,39 @@ def test_store_without_range_requests_falls_back_to_download(
     assert "refuses range requests; downloading talk.mp4" in run.stderr
     assert no_range_store.full_gets >= 2  # the range probe, then the download
     assert json.loads((tmp_path / "transcript.json").read_text())["text"]
+
+
+@pytest.fixture
+def busy_store(s3_endpoint: str) -> Iterator[S3Proxy]:
+    proxy = S3Proxy(s3_endpoint, {}, FlakyReads())
+    yield proxy
+    proxy.close()
+
+
+def test_throttled_and_dropped_reads_do_not_fail_a_good_video(
+    s3, bucket: str, media_dir: Path, busy_store: S3Proxy, tmp_path: Path
+) -> None:
+    """ffmpeg and the range probe meet `503 SlowDown` and bodies cut short, and carry on.
+
+    The index sits at the end of this mp4, so ffmpeg seeks: several range requests, each a
+    chance for a fault; the first two of ffmpeg's (and of the probe's) are faults for sure.
+    """
+    video = media.talk(TALK_TEXT, media_dir / "index at the end.mp4", faststart=False)
+    upload(s3, bucket, "pending/index at the end.mp4", video)
+    run = run_transcribe(
+        f"s3://{bucket}/pending/index at the end.mp4",
+        "--output",
+        str(tmp_path),
+        "--endpoint-url",
+        busy_store.url,
+    )
+    assert run.code == 0, run
+    faults = busy_store.faults.injected
+    assert faults["Lavf", "503"] >= 1 and faults["Lavf", "drop"] >= 1, faults
+    assert faults["Python-urllib", "503"] >= 1, faults
+    assert "downloading" not in run.stderr  # the probe's retry still found range support
+    text = json.loads((tmp_path / "transcript.json").read_text())["text"].lower()
+    assert "quarterly review" in text and "thank you all for coming" in text  # start to end
 
 
 def test_unreachable_store_is_retryable(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ SAMPLE_RATE = 16_000
 # A decode shorter than this share of the advertised duration means a truncated file.
 MIN_DECODED_SHARE = 0.9
 NETWORK_TIMEOUT_US = str(60 * 1_000_000)
+RECONNECT_HTTP_ERRORS = "429,5xx"  # throttling and server faults; never 403 or 404
+RECONNECT_MAX_DELAY_S = 30
 ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 
 
@@ -192,8 +194,22 @@ def _starts_like_mp4(source: str) -> bool:
 
 
 def _network_options(source: str) -> dict[str, str]:
-    """Fail a stalled HTTP read instead of hanging the Job until its deadline."""
-    return {"rw_timeout": NETWORK_TIMEOUT_US} if source.startswith(("http://", "https://")) else {}
+    """For a URL: ride out a busy store, but fail a stalled one instead of hanging the Job.
+
+    A throttled (429, 5xx) or refused request and a connection lost before the end of the
+    object are retried by ffmpeg itself, resuming at the byte it had reached, with waits of
+    0, 1, 3, 7... s up to `RECONNECT_MAX_DELAY_S`; a read that stalls for `NETWORK_TIMEOUT_US`
+    fails. Without this, one `503 SlowDown` on a range request failed a good video's attempt.
+    """
+    if not source.startswith(("http://", "https://")):
+        return {}
+    return {
+        "rw_timeout": NETWORK_TIMEOUT_US,
+        "reconnect": "1",
+        "reconnect_on_network_error": "1",
+        "reconnect_on_http_error": RECONNECT_HTTP_ERRORS,
+        "reconnect_delay_max": str(RECONNECT_MAX_DELAY_S),
+    }
 
 
 def _last_line(text: str) -> str:

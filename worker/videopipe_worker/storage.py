@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from .errors import ConfigError, Retryable, WorkerError
 log = logging.getLogger(__name__)
 
 PRESIGN_SECONDS = 6 * 3600  # outlives the longest extraction
+RANGE_PROBE_ATTEMPTS = 4  # waits of 0.5, 1 and 2 s between them
 CONTENT_TYPES = {
     ".json": "application/json",
     ".srt": "application/x-subrip",
@@ -94,17 +96,26 @@ def open_input(uri: str, s3: S3Settings) -> Iterator[InputObject]:
         yield obj
 
 
-def accepts_ranges(url: str, timeout: float = 10) -> bool:
-    """True when a GET for the first byte answers 206 Partial Content."""
+def accepts_ranges(url: str, timeout: float = 10, attempts: int = RANGE_PROBE_ATTEMPTS) -> bool:
+    """True when a GET for the first byte answers 206 Partial Content.
+
+    Throttling (429, 5xx) and lost connections are asked again, with a doubling wait: a
+    busy store would otherwise look like one without ranges and cost a whole download.
+    """
     request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status == 206
-    except urllib.error.HTTPError as err:
-        # 416 on an empty object still means the server understands ranges.
-        return err.code == 416
-    except OSError:
-        return False
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status == 206
+        except urllib.error.HTTPError as err:
+            if err.code != 429 and err.code < 500:
+                # 416 on an empty object still means the server understands ranges.
+                return err.code == 416
+        except OSError:
+            pass
+    return False
 
 
 class Output:
