@@ -26,8 +26,12 @@ def test_corrupt_and_silent_videos_fail_at_once_with_the_reason(
     expected = sorted(
         ["corrupt.mp4", "corrupt.mp4.error.json", "silent film.mp4", "silent film.mp4.error.json"]
     )
-    videopipe.wait(lambda: videopipe.keys("failed") == expected, timeout=120)
-    assert videopipe.keys("completed") == [] and videopipe.keys("processing") == []
+    # A move is a copy, then a delete: wait for the delete too, not only for the copy.
+    videopipe.wait(
+        lambda: videopipe.keys("failed") == expected and videopipe.keys("processing") == [],
+        timeout=120,
+    )
+    assert videopipe.keys("completed") == []
 
     reasons = {}
     for path in ("corrupt.mp4", "silent film.mp4"):

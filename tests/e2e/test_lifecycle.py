@@ -23,14 +23,18 @@ def test_good_videos_complete_with_results(
     for name in names:
         videopipe.upload(f"{name}.mp4", talk_videos[name])
 
+    # A move is a copy, then a delete: wait for the delete too, not only for the copy.
     videopipe.wait(
-        lambda: videopipe.keys("completed") == sorted(f"{n}.mp4" for n in names),
+        lambda: (
+            videopipe.keys("completed") == sorted(f"{n}.mp4" for n in names)
+            and videopipe.keys("processing") == []
+        ),
         timeout=240,
-        message="all videos in completed/",
+        message="all videos in completed/ and none left in processing/",
     )
     elapsed = time.monotonic() - started
     folders = videopipe.folders()
-    assert folders["pending"] == [] and folders["processing"] == [] and folders["failed"] == []
+    assert folders["pending"] == [] and folders["failed"] == []
     for name in names:
         transcript = json.loads(videopipe.read(f"results/{name}.mp4/transcript.json"))
         assert transcript, name
