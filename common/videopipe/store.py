@@ -228,16 +228,9 @@ class Store:
             content_type=resp.get("ContentType"),
         )
 
-    def results_complete(self, path: str) -> bool:
-        """The worker writes `manifest.json` last: its presence means the results are whole."""
-        return self.head(f"{self.layout.results_prefix(path)}manifest.json") is not None
-
     def results_manifest(self, path: str) -> dict[str, Any] | None:
-        """The worker's `results/<path>/manifest.json`, or None if absent or unreadable.
-
-        Its `input.etag` names the object the results were made from, which tells results of
-        this very copy from those of an earlier video that had the same name.
-        """
+        """The worker's `results/<path>/manifest.json` (written last), or None if absent or
+        unreadable. Whether it is this upload's is `videopipe.settle.results_of`'s question."""
         return self._read_json(f"{self.layout.results_prefix(path)}manifest.json")
 
     def read_error(self, path: str) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from videopipe.settle import next_attempt
 from videopipe.store import ObjectInfo, Store
 
 from videopipe_operator import manifests, metrics, naming, routing
@@ -51,17 +52,18 @@ def claim(
 
 
 def _create(ctx: Context, source: SourceSpec, obj: ObjectInfo, route: routing.Route) -> str | None:
-    body = manifests.build_videojob(source, obj, route, attempt=obj.attempts + 1)
+    attempt = next_attempt(obj)
+    body = manifests.build_videojob(source, obj, route, attempt=attempt)
     created = ctx.kube.create_videojob(body)
     if created is None:
         return None  # AlreadyExists: claimed by an earlier pass
     name = body["metadata"]["name"]
-    retry = obj.attempts > 0
+    retry = attempt > 1
     ctx.kube.post_event(
         created,
         Reason.RETRYING if retry else Reason.QUEUED,
         f"{obj.key}: found in pending/ ({obj.size} bytes, about {route.duration_seconds:.0f} s, "
-        f"{route.accelerator.value.upper()}); attempt {obj.attempts + 1}.",
+        f"{route.accelerator.value.upper()}); attempt {attempt}.",
     )
     label = metrics.source_label(source.namespace, source.name)
     metrics.VIDEOJOBS_CREATED.labels(source=label, accelerator=route.accelerator.value).inc()

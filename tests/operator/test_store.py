@@ -173,13 +173,6 @@ def test_error_report_roundtrip(s3, bucket: str, store: Store) -> None:
     store.delete_error("a b/ü.mp4")  # deleting twice is fine
 
 
-def test_results_complete_needs_the_manifest(s3, bucket: str, store: Store) -> None:
-    put(s3, bucket, "root/results/t.mp4/transcript.json", b"{}")
-    assert not store.results_complete("t.mp4")
-    put(s3, bucket, "root/results/t.mp4/manifest.json", b"{}")
-    assert store.results_complete("t.mp4")
-
-
 def test_missing_bucket(s3) -> None:
     with pytest.raises(StoreError) as err:
         Store(s3, "no-such-bucket-here").check_bucket()

@@ -24,6 +24,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from videopipe.layout import Folder, Layout
+from videopipe.reasons import Reason
 from videopipe.runner import policy
 from videopipe.runner.claims import Claims, LeaseLost
 from videopipe.runner.policy import Outcome, Support
@@ -171,7 +172,7 @@ class Runner:
             if status is None:
                 continue  # gone before we got to it (another runner finished it)
             self.finished.append(status)
-            if status.outcome is Outcome.SKIPPED and status.reason == "KeyTooLong":
+            if status.outcome is Outcome.SKIPPED and status.reason == Reason.KEY_TOO_LONG:
                 self._taken.add(path)  # nothing will change that: do not try every poll
 
     def _drain(self) -> None:
