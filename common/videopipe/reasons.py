@@ -46,6 +46,7 @@ class Reason(StrEnum):
     ACCESS_DENIED = "AccessDenied"
     ENDPOINT_UNREACHABLE = "EndpointUnreachable"
     KEY_TOO_LONG = "KeyTooLong"
+    OBJECT_NOT_FOUND = "ObjectNotFound"
     THROTTLED = "Throttled"
     UNAVAILABLE = "Unavailable"
     STORAGE_ERROR = "StorageError"
@@ -65,6 +66,7 @@ class Reason(StrEnum):
     EMPTY_INPUT = "EmptyInput"
     TOO_LONG = "TooLong"
     # configuration (exit 2)
+    USAGE = "Usage"
     INPUT_NOT_FOUND = "InputNotFound"
     OUTPUT_NOT_WRITABLE = "OutputNotWritable"
     S3_ACCESS_DENIED = "S3AccessDenied"

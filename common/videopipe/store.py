@@ -29,17 +29,13 @@ from enum import StrEnum
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from videopipe.layout import RESULT_FILES, Folder, Layout
+from videopipe.reasons import Reason
+from videopipe.s3errors import classify
+from videopipe.s3errors import error_code as _error_code
+from videopipe.s3errors import status as _status
 
 META_ETAG = "videopipe-etag"
 META_ATTEMPTS = "videopipe-attempts"
@@ -54,52 +50,14 @@ _COPY_CONFIG = TransferConfig(
 _LONGEST_RESULT = max(len(f"/{name}") for name in RESULT_FILES)
 
 
-class StoreErrorReason(StrEnum):
-    BUCKET_NOT_FOUND = "BucketNotFound"
-    ACCESS_DENIED = "AccessDenied"
-    ENDPOINT_UNREACHABLE = "EndpointUnreachable"
-    KEY_TOO_LONG = "KeyTooLong"
-    STORAGE_ERROR = "StorageError"
-
-
 class StoreError(Exception):
     """An S3 failure with a bounded `reason` (for conditions and metrics) and the operation."""
 
-    def __init__(self, reason: StoreErrorReason, operation: str, message: str) -> None:
+    def __init__(self, reason: Reason, operation: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.operation = operation
         self.message = message
-
-
-def classify(exc: BaseException) -> StoreErrorReason:
-    """Map a boto3/botocore exception to a reason a person can act on."""
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
-        return StoreErrorReason.ENDPOINT_UNREACHABLE
-    if isinstance(exc, ReadTimeoutError):
-        return StoreErrorReason.ENDPOINT_UNREACHABLE
-    if isinstance(exc, NoCredentialsError):
-        return StoreErrorReason.ACCESS_DENIED
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in {"NoSuchBucket"}:
-            return StoreErrorReason.BUCKET_NOT_FOUND
-        if code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}:
-            return StoreErrorReason.ACCESS_DENIED
-        if code == "KeyTooLongError":
-            return StoreErrorReason.KEY_TOO_LONG
-        if status == 403:
-            return StoreErrorReason.ACCESS_DENIED
-    return StoreErrorReason.STORAGE_ERROR
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def normalize_etag(etag: str | None) -> str:
@@ -163,7 +121,7 @@ class Store:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as e:
             # HEAD answers have no body: a bare 404 is the only way S3 says "no such bucket".
-            reason = StoreErrorReason.BUCKET_NOT_FOUND if _status(e) == 404 else classify(e)
+            reason = Reason.BUCKET_NOT_FOUND if _status(e) == 404 else classify(e)
             raise StoreError(reason, "HeadBucket", _describe(e)) from e
         except BotoCoreError as e:
             raise StoreError(classify(e), "HeadBucket", _describe(e)) from e
@@ -414,9 +372,7 @@ __all__ = [
     "ObjectInfo",
     "Store",
     "StoreError",
-    "StoreErrorReason",
     "claimed_by",
-    "classify",
     "error_report",
     "normalize_etag",
 ]

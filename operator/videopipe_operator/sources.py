@@ -97,13 +97,13 @@ def check_bucket(store: Store, storage: Storage) -> None:
     except StoreError as e:
         where = storage.endpoint or "the default S3 endpoint"
         hints = {
-            "BucketNotFound": f"bucket {storage.bucket!r} does not exist at {where}",
-            "AccessDenied": f"access to bucket {storage.bucket!r} denied: check the credentials",
-            "EndpointUnreachable": f"S3 endpoint {where} did not answer",
+            Reason.BUCKET_NOT_FOUND: f"bucket {storage.bucket!r} does not exist at {where}",
+            Reason.ACCESS_DENIED: (
+                f"access to bucket {storage.bucket!r} denied: check the credentials"
+            ),
+            Reason.ENDPOINT_UNREACHABLE: f"S3 endpoint {where} did not answer",
         }
-        raise SourceProblem(
-            str(e.reason), f"{hints.get(str(e.reason), 'S3 error')}: {e.message}"
-        ) from e
+        raise SourceProblem(e.reason, f"{hints.get(e.reason, 'S3 error')}: {e.message}") from e
 
 
 def check_worker_secrets(kube: Kube, namespace: str, worker: dict[str, Any]) -> None:

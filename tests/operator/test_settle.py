@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from videopipe import settle
+from videopipe import s3errors, settle
 from videopipe.layout import Folder, Layout
 from videopipe.reasons import Reason
 from videopipe.report import WorkerReport
@@ -136,3 +136,21 @@ def test_failure_message() -> None:
     told = settle.failure_message(None, 1, platform="BackoffLimitExceeded", log_tail=" boom\n")
     assert told == "BackoffLimitExceeded: boom"
     assert len(settle.failure_message(None, 1, log_tail="x" * 5000)) == settle.MAX_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason"),
+    [
+        ("NoSuchBucket", 404, Reason.BUCKET_NOT_FOUND),
+        ("NoSuchKey", 404, Reason.OBJECT_NOT_FOUND),
+        ("", 404, Reason.OBJECT_NOT_FOUND),
+        ("SignatureDoesNotMatch", 403, Reason.ACCESS_DENIED),
+        ("", 403, Reason.ACCESS_DENIED),
+        ("KeyTooLongError", 400, Reason.KEY_TOO_LONG),
+        ("SlowDown", 503, Reason.THROTTLED),
+        ("InternalError", 500, Reason.UNAVAILABLE),
+        ("InvalidArgument", 400, Reason.STORAGE_ERROR),
+    ],
+)
+def test_one_classifier_names_each_s3_error(code: str, status: int, reason: Reason) -> None:
+    assert s3errors.classify_answer(code, status) is reason

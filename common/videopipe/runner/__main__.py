@@ -24,6 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
+from videopipe.reasons import Reason
 from videopipe.runner.display import Display, LiveDisplay, LogDisplay, print_summary
 from videopipe.runner.policy import RunExit, Support
 from videopipe.runner.runner import Runner, exit_code, open_claims, open_store
@@ -32,7 +33,7 @@ from videopipe.runner.shutdown import Shutdown
 from videopipe.runner.status import VideoStatus
 from videopipe.runner.video import Context
 from videopipe.s3 import S3Uri, endpoint_from_env
-from videopipe.store import StoreError, StoreErrorReason
+from videopipe.store import StoreError
 
 log = logging.getLogger("videopipe.runner")
 
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         claims, support = open_claims(store, settings)
     except StoreError as e:
         log.error("s3://%s: %s", settings.bucket, e.message)
-        config = {StoreErrorReason.BUCKET_NOT_FOUND, StoreErrorReason.ACCESS_DENIED}
+        config = {Reason.BUCKET_NOT_FOUND, Reason.ACCESS_DENIED}
         return RunExit.CONFIG if e.reason in config else RunExit.NOT_ALL_DONE
     title = (
         f"videopipe run {settings.uri} · {'once' if settings.once else 'watching'} · "

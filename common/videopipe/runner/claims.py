@@ -43,7 +43,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from videopipe.runner import policy
-from videopipe.store import Store, StoreError, classify
+from videopipe.s3errors import classify
+from videopipe.s3errors import status as _status
+from videopipe.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -316,10 +318,6 @@ class Claims:
         except BotoCoreError as e:
             raise StoreError(classify(e), "PutObject", str(e)) from e
         return str(resp.get("ETag", ""))
-
-
-def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
