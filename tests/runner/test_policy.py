@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from videopipe.runner.__main__ import build_parser, main, settings_from_args
-from videopipe.runner.policy import (
+from videopipe_runner.__main__ import build_parser, main, settings_from_args
+from videopipe_runner.policy import (
     Action,
     Decision,
     Outcome,
@@ -18,7 +18,7 @@ from videopipe.runner.policy import (
     probe_verdict,
     run_exit_code,
 )
-from videopipe.runner.worker import worker_argv
+from videopipe_runner.worker import worker_argv
 
 
 @pytest.mark.parametrize(

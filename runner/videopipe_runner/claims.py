@@ -41,11 +41,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-from videopipe.runner import policy
 from videopipe.s3errors import classify
 from videopipe.s3errors import status as _status
 from videopipe.store import Store, StoreError
+
+from videopipe_runner import policy
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ Modules, each with one job, importing only downwards:
 - `settings`, `__main__`: the command line
 """
 
-from videopipe.runner.policy import Outcome, RunExit, Support
-from videopipe.runner.settings import RunnerSettings
+from videopipe_runner.policy import Outcome, RunExit, Support
+from videopipe_runner.settings import RunnerSettings
 
 __all__ = ["Outcome", "RunExit", "RunnerSettings", "Support"]

@@ -25,15 +25,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from videopipe.layout import Folder, Layout
 from videopipe.reasons import Reason
-from videopipe.runner import policy
-from videopipe.runner.claims import Claims, LeaseLost
-from videopipe.runner.policy import Outcome, Support
-from videopipe.runner.settings import RunnerSettings
-from videopipe.runner.shutdown import Shutdown
-from videopipe.runner.status import VideoStatus
-from videopipe.runner.video import Context, Trip
 from videopipe.s3 import make_client
 from videopipe.store import Store, StoreError
+
+from videopipe_runner import policy
+from videopipe_runner.claims import Claims, LeaseLost
+from videopipe_runner.policy import Outcome, Support
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.shutdown import Shutdown
+from videopipe_runner.status import VideoStatus
+from videopipe_runner.video import Context, Trip
 
 log = logging.getLogger(__name__)
 

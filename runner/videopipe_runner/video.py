@@ -33,14 +33,15 @@ from typing import Any
 from videopipe import settle
 from videopipe.layout import Folder
 from videopipe.reasons import Reason
-from videopipe.runner import policy
-from videopipe.runner.claims import Claims, Lease, LeaseLost
-from videopipe.runner.policy import Action, Outcome
-from videopipe.runner.settings import RunnerSettings
-from videopipe.runner.shutdown import Shutdown
-from videopipe.runner.status import Step, VideoStatus
-from videopipe.runner.worker import WorkerProcess, WorkerResult, worker_argv
 from videopipe.store import MoveResult, ObjectInfo, Store, StoreError
+
+from videopipe_runner import policy
+from videopipe_runner.claims import Claims, Lease, LeaseLost
+from videopipe_runner.policy import Action, Outcome
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.shutdown import Shutdown
+from videopipe_runner.status import Step, VideoStatus
+from videopipe_runner.worker import WorkerProcess, WorkerResult, worker_argv
 
 log = logging.getLogger(__name__)
 

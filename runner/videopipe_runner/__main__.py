@@ -23,19 +23,19 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
-
 from videopipe.reasons import Reason
-from videopipe.runner.display import Display, LiveDisplay, LogDisplay, print_summary
-from videopipe.runner.policy import RunExit, Support
-from videopipe.runner.runner import Runner, exit_code, open_claims, open_store
-from videopipe.runner.settings import RunnerSettings
-from videopipe.runner.shutdown import Shutdown
-from videopipe.runner.status import VideoStatus
-from videopipe.runner.video import Context
 from videopipe.s3 import S3Uri, endpoint_from_env
 from videopipe.store import StoreError
 
-log = logging.getLogger("videopipe.runner")
+from videopipe_runner.display import Display, LiveDisplay, LogDisplay, print_summary
+from videopipe_runner.policy import RunExit, Support
+from videopipe_runner.runner import Runner, exit_code, open_claims, open_store
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.shutdown import Shutdown
+from videopipe_runner.status import VideoStatus
+from videopipe_runner.video import Context
+
+log = logging.getLogger("videopipe_runner")
 
 # Worker options forwarded as given: (flag, argparse keyword arguments).
 WORKER_OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
@@ -203,7 +203,8 @@ def setup_logging(console: Console, live: bool, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("videopipe").setLevel(level)
+    for name in ("videopipe", "videopipe_runner"):
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     live = err.is_terminal and not args.plain
     setup_logging(err, live, args.quiet)
     if importlib.util.find_spec("videopipe_worker") is None or not _worker_deps():
-        log.error("videopipe run needs the worker: pip install 'videopipe[worker]'")
+        log.error("videopipe run needs the worker: pip install 'videopipe[runner]'")
         return RunExit.CONFIG
     shutdown = Shutdown()
     shutdown.install()  # from here on a signal is a clean stop, never a traceback
