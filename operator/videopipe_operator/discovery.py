@@ -29,7 +29,7 @@ from videopipe_operator.specs import SourceSpec, VideoJobView
 log = logging.getLogger(__name__)
 
 
-def claim(
+def create_or_rearm_videojob(
     ctx: Context,
     store: Store,
     source: SourceSpec,
@@ -41,7 +41,7 @@ def claim(
     obj = store.head(listed.key)
     if obj is None:
         return None  # gone since the listing
-    if existing is None or existing.etag != obj.identity:
+    if existing is None or existing.identity != obj.identity:
         existing = by_name.get(naming.videojob_name(source.name, obj.key, obj.identity))
     if existing is not None and (existing.active or existing.deleting):
         return None  # claimed, or being deleted: the next pass sees it gone
@@ -113,7 +113,7 @@ def _rearm(
     return vj.name
 
 
-_IDENTITY_FIELDS = frozenset({"source", "key", "path", "etag"})
+_IDENTITY_FIELDS = frozenset({"source", "key", "path", "identity"})
 
 
 def replacing(old: dict[str, Any], new: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
@@ -130,4 +130,4 @@ def replacing(old: dict[str, Any], new: dict[str, Any], keep: frozenset[str]) ->
     return patch
 
 
-__all__ = ["claim", "replacing"]
+__all__ = ["create_or_rearm_videojob", "replacing"]

@@ -108,7 +108,7 @@ def build_videojob(source: SourceSpec, obj: ObjectInfo, route: Route, *, attempt
         "source": source.name,
         "key": obj.key,
         "path": path,
-        "etag": obj.identity,
+        "identity": obj.identity,
         "objectETag": obj.etag,
         "size": obj.size,
         "attempt": attempt,

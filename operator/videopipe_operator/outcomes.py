@@ -101,7 +101,7 @@ def settle(
     ctx: Context,
     store: Store,
     vj: VideoJobView,
-    outcome: phases.Outcome,
+    outcome: phases.Decision,
     *,
     only_if_found: bool = False,
 ) -> MoveResult:
@@ -118,7 +118,7 @@ def settle(
         manifests.result_uris(vj, bool(vj.worker.get("summary"))) if outcome.succeeded else None
     )
     if moved is MoveResult.MISSING and outcome.reason != Reason.CANCELLED:
-        outcome = phases.Outcome(
+        outcome = phases.Decision(
             outcome.phase,
             outcome.reason,
             f"{outcome.message} (the video was not found in processing/ to move it)",
@@ -142,11 +142,11 @@ def settle(
 
 
 def _claim(vj: VideoJobView) -> Claim:
-    return Claim(vj.path, vj.etag, vj.attempt, claimant=vj.name)
+    return Claim(vj.path, vj.identity, vj.attempt, claimant=vj.name)
 
 
 def _move_to_final(
-    store: Store, vj: VideoJobView, outcome: phases.Outcome, now: datetime
+    store: Store, vj: VideoJobView, outcome: phases.Decision, now: datetime
 ) -> MoveResult:
     # A VideoJob cancelled before it started still has its video in pending/.
     not_started = vj.effective_phase in (Phase.PENDING, Phase.QUEUED)
@@ -165,7 +165,7 @@ def _move_to_final(
     )
 
 
-def _record_metrics(vj: VideoJobView, outcome: phases.Outcome, patch: Json) -> None:
+def _record_metrics(vj: VideoJobView, outcome: phases.Decision, patch: Json) -> None:
     source = metrics.source_label(vj.namespace, vj.source)
     accel = vj.accelerator.value
     outcome_label = "succeeded" if outcome.succeeded else "failed"

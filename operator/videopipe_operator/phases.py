@@ -64,7 +64,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Decision:
     phase: Phase
     reason: str
     message: str
@@ -79,7 +79,7 @@ class Outcome:
 _clip = settle.clip
 
 
-def decide(phase: Phase, obs: Observation) -> Outcome | None:
+def decide(phase: Phase, obs: Observation) -> Decision | None:
     """The outcome of a Running VideoJob, or None while its Job is still at work."""
     if phase is not Phase.RUNNING:
         return None
@@ -88,19 +88,19 @@ def decide(phase: Phase, obs: Observation) -> Outcome | None:
     exit_code = pod.exit_code if pod else None
     if not obs.job_found:
         if obs.results_complete:
-            return Outcome(
+            return Decision(
                 Phase.SUCCEEDED,
                 Reason.SUCCEEDED,
                 "The Job was gone before its outcome was recorded; its results are complete.",
             )
-        return Outcome(
+        return Decision(
             Phase.FAILED,
             Reason.JOB_LOST,
             "The Job disappeared before it finished (deleted, or expired while the operator was "
             "down). Move the video from failed/ back to pending/ to run it again.",
         )
     if obs.complete:
-        return Outcome(
+        return Decision(
             Phase.SUCCEEDED,
             Reason.SUCCEEDED,
             _clip(report.message if report and report.message else "Transcribed."),
@@ -109,7 +109,7 @@ def decide(phase: Phase, obs: Observation) -> Outcome | None:
         )
     if not obs.failed:
         return None
-    return Outcome(
+    return Decision(
         Phase.FAILED,
         _failure_reason(obs, report, exit_code),
         _failure_message(obs, report),
@@ -218,7 +218,7 @@ def terminal_status(
     status: Json,
     generation: int,
     now: datetime,
-    outcome: Outcome,
+    outcome: Decision,
     *,
     results: Json | None,
 ) -> Json:
@@ -265,8 +265,8 @@ def terminal_status(
 
 
 __all__ = [
+    "Decision",
     "Observation",
-    "Outcome",
     "PodOutcome",
     "decide",
     "human_duration",

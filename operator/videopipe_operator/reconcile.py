@@ -216,7 +216,7 @@ def _discover(
     created = 0
     for obj, existing in plan.candidates:
         try:
-            if discovery.claim(ctx, store, source, obj, existing, by_name):
+            if discovery.create_or_rearm_videojob(ctx, store, source, obj, existing, by_name):
                 created += 1
         except Exception as e:
             _error(label, None, "discover", e, key=obj.key)

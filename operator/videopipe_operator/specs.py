@@ -199,7 +199,7 @@ class VideoJobView:
     storage: Storage
     key: str
     path: str
-    etag: str
+    identity: str  # the ETag the video had when first discovered
     object_etag: str
     size: int
     uploaded_at: str | None
@@ -237,8 +237,8 @@ class VideoJobView:
             ),
             key=spec["key"],
             path=spec["path"],
-            etag=spec["etag"],
-            object_etag=spec.get("objectETag") or spec["etag"],
+            identity=spec["identity"],
+            object_etag=spec.get("objectETag") or spec["identity"],
             size=int(spec.get("size") or 0),
             uploaded_at=spec.get("uploadedAt"),
             attempt=int(spec.get("attempt") or 1),

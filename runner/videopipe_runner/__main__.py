@@ -33,7 +33,7 @@ from videopipe_runner.runner import Runner, exit_code, open_claims, open_store
 from videopipe_runner.settings import RunnerSettings
 from videopipe_runner.shutdown import Shutdown
 from videopipe_runner.status import VideoStatus
-from videopipe_runner.video import Context
+from videopipe_runner.video import TripContext
 
 log = logging.getLogger("videopipe_runner")
 
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if not live:
         log.info("%s; runner %s", title, claims.owner)
     workdir = Path(tempfile.mkdtemp(prefix="videopipe-run-"))
-    ctx = Context(store, claims, settings, shutdown, workdir, display.update)
+    ctx = TripContext(store, claims, settings, shutdown, workdir, display.update)
     display.start()
     statuses: list[VideoStatus] = []
     failure: StoreError | None = None

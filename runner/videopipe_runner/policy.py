@@ -27,20 +27,20 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class NextStep:
     action: Action
     delay: float = 0.0
 
 
-def after_worker(exit_code: int, runs: int, max_runs: int, backoff: float) -> Decision:
+def after_worker(exit_code: int, runs: int, max_runs: int, backoff: float) -> NextStep:
     """What to do after the worker's `runs`-th run of this claim ended with `exit_code`."""
     if exit_code == ExitCode.OK:
-        return Decision(Action.COMPLETE)
+        return NextStep(Action.COMPLETE)
     if exit_code in (ExitCode.CONFIG, ExitCode.BAD_INPUT):
-        return Decision(Action.FAIL)
+        return NextStep(Action.FAIL)
     if runs >= max_runs:
-        return Decision(Action.FAIL)
-    return Decision(Action.RETRY, backoff_delay(runs, backoff))
+        return NextStep(Action.FAIL)
+    return NextStep(Action.RETRY, backoff_delay(runs, backoff))
 
 
 def backoff_delay(runs: int, base: float, cap: float = MAX_BACKOFF_SECONDS) -> float:
@@ -111,7 +111,7 @@ def run_exit_code(outcomes: Iterable[Outcome], *, once: bool, interrupted: bool)
 
 __all__ = [
     "Action",
-    "Decision",
+    "NextStep",
     "Outcome",
     "RunExit",
     "Support",

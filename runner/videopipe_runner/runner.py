@@ -34,7 +34,7 @@ from videopipe_runner.policy import Outcome, Support
 from videopipe_runner.settings import RunnerSettings
 from videopipe_runner.shutdown import Shutdown
 from videopipe_runner.status import VideoStatus
-from videopipe_runner.video import Context, Trip
+from videopipe_runner.video import Trip, TripContext
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Runner:
         settings: RunnerSettings,
         store: Store,
         claims: Claims,
-        ctx: Context,
+        ctx: TripContext,
         shutdown: Shutdown,
     ) -> None:
         self.settings, self.store, self.claims = settings, store, claims

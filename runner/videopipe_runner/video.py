@@ -50,7 +50,7 @@ LOG_TAIL_CHARS = 2000  # of a crashed worker's log, kept in error.json
 
 
 @dataclass
-class Context:
+class TripContext:
     """What every trip shares."""
 
     store: Store
@@ -62,7 +62,7 @@ class Context:
 
 
 class Trip:
-    def __init__(self, ctx: Context, lease: Lease, origin: Folder) -> None:
+    def __init__(self, ctx: TripContext, lease: Lease, origin: Folder) -> None:
         self.ctx, self.lease, self.origin = ctx, lease, origin
         self.path = lease.path
         self.status = VideoStatus(self.path, resumed=origin is Folder.PROCESSING)
@@ -286,4 +286,4 @@ class Trip:
         self.ctx.publish(self.status)
 
 
-__all__ = ["Context", "Trip"]
+__all__ = ["Trip", "TripContext"]
