@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from rich.console import Console
@@ -36,6 +37,8 @@ from videopipe_runner.status import VideoStatus
 from videopipe_runner.video import TripContext
 
 log = logging.getLogger("videopipe_runner")
+# The command line's defaults are RunnerSettings' own: one source for each.
+DEFAULTS = {f.name: f.default for f in fields(RunnerSettings) if f.default is not MISSING}
 
 # Worker options forwarded as given: (flag, argparse keyword arguments).
 WORKER_OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--once",
         dest="once",
         action="store_true",
-        default=True,
+        default=DEFAULTS["once"],
         help="process what is in pending/, print a summary and exit (the default)",
     )
     mode.add_argument(
@@ -77,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval",
         type=float,
-        default=10.0,
+        default=DEFAULTS["interval"],
         metavar="SECONDS",
         help="seconds between polls with --watch (default: %(default)s)",
     )
@@ -85,21 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
         "-j",
         "--concurrency",
         type=int,
-        default=1,
+        default=DEFAULTS["concurrency"],
         metavar="N",
         help="workers at once (default: %(default)s)",
     )
     parser.add_argument(
         "--grace",
         type=float,
-        default=60.0,
+        default=DEFAULTS["grace"],
         metavar="SECONDS",
         help="seconds videos in flight may finish after SIGTERM/SIGINT (default: %(default)s)",
     )
     parser.add_argument(
         "--lease",
         type=float,
-        default=60.0,
+        default=DEFAULTS["lease"],
         metavar="SECONDS",
         help="seconds a claim lasts without renewal; a crashed runner's videos are taken over "
         "after it (default: %(default)s)",
@@ -107,14 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-attempts",
         type=int,
-        default=3,
+        default=DEFAULTS["max_attempts"],
         metavar="N",
         help="worker runs per video for retryable failures (default: %(default)s)",
     )
     parser.add_argument(
         "--backoff",
         type=float,
-        default=10.0,
+        default=DEFAULTS["backoff"],
         metavar="SECONDS",
         help="seconds before the first retry, doubled for each next (default: %(default)s)",
     )

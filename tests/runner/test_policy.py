@@ -18,6 +18,7 @@ from videopipe_runner.policy import (
     probe_verdict,
     run_exit_code,
 )
+from videopipe_runner.settings import RunnerSettings
 from videopipe_runner.worker import worker_argv
 
 
@@ -135,6 +136,11 @@ def test_settings_from_the_command_line() -> None:
     settings = settings_from_args(args)
     assert (settings.bucket, settings.prefix, settings.once) == ("b", "videos/", False)
     assert (settings.interval, settings.concurrency) == (2, 2)
+
+
+def test_the_command_lines_defaults_are_the_settings_defaults() -> None:
+    given = settings_from_args(build_parser().parse_args(["s3://b"]))
+    assert given == RunnerSettings(uri=given.uri, endpoint=given.endpoint)
 
 
 @pytest.mark.parametrize(
