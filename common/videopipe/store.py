@@ -7,8 +7,9 @@ A move is copy-then-delete, made idempotent rather than atomic (S3 has no rename
 
 - The copy carries the video's identity in its metadata (`videopipe-etag`: the ETag it had when
   it was discovered, and `videopipe-attempts`). A multipart upload's ETag changes when it is
-  copied (FACTS.md), so the identity, not the ETag, says "this is the same video": after a crash
-  between copy and delete, the next attempt finds the copy and knows it is its own.
+  copied (docs/architecture.md, "Measured facts"), so the identity, not the ETag, says "this is
+  the same video": after a crash between copy and delete, the next attempt finds the copy and
+  knows it is its own.
 - The source is deleted only if it is still the version that was copied (`IfMatch`), so a user's
   re-upload that lands between copy and delete is not lost. Stores that do not support the
   condition get a plain delete (the window is milliseconds).
@@ -336,7 +337,7 @@ def error_report(
     worker: Mapping[str, Any] | None = None,
     when: datetime | None = None,
 ) -> dict[str, Any]:
-    """The body of `failed/<path>.error.json`: why, when, which attempt (DESIGN.md §2)."""
+    """The body of `failed/<path>.error.json`: why, when, which attempt (`videopipe.layout`)."""
     report: dict[str, Any] = {
         "path": path,
         "reason": reason,

@@ -2,7 +2,8 @@
 
 The API group and version, resource plurals, the labels and annotations the operator puts on what
 it creates (KEDA-style `app.kubernetes.io/*` plus our own selectors), the finalizer, Event reasons
-and condition types. Changing a value here changes a contract (DESIGN.md §3): do it on purpose.
+and condition types. Changing a value here changes a contract (docs/architecture.md,
+"Custom resources"): do it on purpose.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def load_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An ApiClient from `kubeconfig`, else `$KUBECONFIG`/~/.kube/config, else in-cluster.
 
     The path is passed explicitly: the `kubernetes` package reads `$KUBECONFIG` only once, at
-    import (FACTS.md).
+    import (docs/architecture.md, "Measured facts").
     """
     configuration = client.Configuration()
     if in_cluster(kubeconfig):

@@ -1,4 +1,6 @@
-"""Prometheus metrics of the operator (DESIGN.md §5), served on `--metrics-port` at /metrics.
+"""Prometheus metrics of the operator, served on `--metrics-port` at /metrics.
+
+The contract is docs/architecture.md, "Metrics".
 
 Names: prefix `videopipe_`, base units, `_total` counters, `_seconds` histograms. Labels carry
 bounded values only: `source` (`<namespace>/<name>`), `accelerator` (cpu, gpu), `outcome`

@@ -1,10 +1,11 @@
 """Exclusive claims on videos: one lock object per video, held under a renewable lease.
 
-Copy-then-delete is not a claim: several runners copying `pending/x` at once all "win"
-(FACTS.md). A PUT with `If-None-Match: *` is: of any number of racers exactly one gets 200,
-the rest 412. So a runner claims `<path>` by creating `<prefix>.videopipe/locks/<path>`
-that way *before* it moves the video, and deletes the lock only *after* the video reached its
-final folder (or went back to `pending/`). While it holds the lock nobody else moves that path.
+Copy-then-delete is not a claim: several runners copying `pending/x` at once all "win" (S3 lets
+every copy succeed; docs/architecture.md, "Measured facts"). A PUT with `If-None-Match: *` is:
+of any number of racers exactly one gets 200, the rest 412. So a runner claims `<path>` by
+creating `<prefix>.videopipe/locks/<path>` that way *before* it moves the video, and deletes the
+lock only *after* the video reached its final folder (or went back to `pending/`). While it
+holds the lock nobody else moves that path.
 
 The lock is a lease, so that a crashed runner's videos are not stuck forever:
 

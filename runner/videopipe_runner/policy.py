@@ -1,9 +1,9 @@
 """The runner's pure decisions: retries, lease expiry, store support, the run's exit code.
 
-Everything here takes plain values and returns a plain answer, with no S3, clock or process
-in sight, so each rule is tested with a table (`tests/runner/test_policy.py`) and the I/O
-modules stay thin. The rules follow the worker's exit-code contract (DESIGN.md §4): `0` done,
-`2` configuration and `3` bad input fail at once (no retry can fix them), anything else is
+Everything here takes plain values and returns a plain answer, with no S3, clock or process in
+sight, so each rule is tested with a table (`tests/runner/test_policy.py`) and the I/O modules
+stay thin. The rules follow the worker's exit-code contract (`videopipe.report.ExitCode`): `0`
+done, `2` configuration and `3` bad input fail at once (no retry can fix them), anything else is
 retried in place with exponential backoff up to a bounded number of worker runs.
 """
 

@@ -3,7 +3,7 @@
 A subprocess per video, not a function call: a crash, a hung decoder or a memory leak in one
 video ends with that process and cannot take the runner (or the other videos) down, and the
 runner learns the outcome the same way the operator does, from the exit code and the one-line
-JSON report in `$VIDEOPIPE_TERMINATION_LOG` (DESIGN.md §4).
+JSON report in `$VIDEOPIPE_TERMINATION_LOG` (`videopipe.report`).
 
 The child gets its own session, so a Ctrl-C at the terminal reaches only the runner, which then
 decides whether the video in flight may finish (`--grace`). Its stdout and stderr go to a log

@@ -1,4 +1,4 @@
-"""VideoSource + object → VideoJob, and VideoJob → Job: the manifests DESIGN.md §3 promises."""
+"""VideoSource + object → VideoJob, and VideoJob → Job: the manifests `manifests.py` promises."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`videopipe transcribe`: the worker's command line and its one exit-code policy.
 
 `main(argv) -> int` is callable from tests. It is the only place that turns errors
-into exit codes (DESIGN.md §4: 0 done, 1 retryable, 2 configuration, 3 bad input),
+into exit codes (`videopipe.report.ExitCode`: 0 done, 1 retryable, 2 configuration, 3 bad input),
 prints the reason for people, and writes the one-line JSON report that the
 operator reads from the pod's termination message.
 """

@@ -1,12 +1,11 @@
 """Probe a video and decode its audio to 16 kHz mono float32, in memory.
 
-We probe because faster-whisper fails obscurely on a file with no audio stream,
-and because ffmpeg can exit 0 having decoded only part of a truncated file
-(FACTS.md): comparing the decoded length with the container's duration is the only
-reliable check. The probe and the decode run at the same time (the probe's verdict
-is checked before the audio is used). Audio is streamed from ffmpeg's stdout
-straight into a numpy array: no WAV file on disk, and a URL input is read in byte
-ranges, never piped to stdin.
+We probe because faster-whisper fails obscurely on a file with no audio stream, and because
+ffmpeg can exit 0 having decoded only part of a truncated file (docs/architecture.md, "Measured
+facts"): comparing the decoded length with the container's duration is the only reliable check.
+The probe and the decode run at the same time (the probe's verdict is checked before the audio
+is used). Audio is streamed from ffmpeg's stdout straight into a numpy array: no WAV file on
+disk, and a URL input is read in byte ranges, never piped to stdin.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Where a video comes from and where its results go: a local path or S3.
 
-For S3 input we hand ffmpeg a presigned URL rather than downloading the object, so
-a multi-GB video is read in byte ranges and never lands on disk (measured: faster
-than download-then-extract, see FACTS.md). A store that refuses range requests gets
-a plain download into `$TMPDIR` instead, because ffmpeg must seek in an mp4 whose
+For S3 input we hand ffmpeg a presigned URL rather than downloading the object, so a multi-GB
+video is read in byte ranges and never lands on disk (measured: faster than
+download-then-extract; docs/architecture.md, "Measured facts"). A store that refuses range
+requests gets a plain download into `$TMPDIR` instead, because ffmpeg must seek in an mp4 whose
 index sits at the end. Results are written one object per file.
 """
 
