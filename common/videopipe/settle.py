@@ -13,8 +13,10 @@ The last steps of a video's trip, and the questions asked on the way, live here 
 - `next_attempt` and `KEY_TOO_LONG_MESSAGE`: attempt counting, and what a key too long for
   the layout is told (the check itself is `Store.fits`).
 
-What differs between the two callers is only who they are (`Claim.claimant`: the VideoJob's
-name, or none for the runner, whose claim is a lock object) and what they add to the report.
+What differs between the callers is who they are (`Claim.claimant`: the VideoJob's name, or
+none for the runner, whose claim is a lock) and what they add to the report; and where the
+folders are, behind the small `Folders` protocol: a bucket (`videopipe.store.Store`) or a local
+folder (`videopipe.localstore.LocalStore`).
 """
 
 from __future__ import annotations
@@ -23,24 +25,45 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from videopipe.layout import Folder
+from videopipe.layout import Folder, Layout
 from videopipe.reasons import Reason, safe_reason
 from videopipe.report import ExitCode, WorkerReport
-from videopipe.store import (
-    MoveResult,
-    ObjectInfo,
-    Store,
-    claimed_by,
-    error_report,
-    normalize_etag,
-)
+from videopipe.store import MoveResult, ObjectInfo, claimed_by, error_report, normalize_etag
 
 KEY_TOO_LONG_MESSAGE = (
     "its folder-layout keys would pass S3's 1,024-byte limit; rename it with a shorter path"
 )
 MAX_MESSAGE = 1024
+
+
+class Folders(Protocol):
+    """What settling needs of where the folders are: a bucket, or a folder on this machine."""
+
+    layout: Layout
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def move(
+        self,
+        path: str,
+        src: Folder,
+        dst: Folder,
+        *,
+        identity: str,
+        expect_etag: str | None = None,
+        attempts: int | None = None,
+        videojob: str | None = None,
+    ) -> MoveResult: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_error(self, path: str) -> None: ...
+
+    def write_error(self, path: str, report: Mapping[str, Any]) -> str: ...
+
+    def results_manifest(self, path: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +81,7 @@ def next_attempt(obj: ObjectInfo) -> int:
     return obj.attempts + 1
 
 
-def results_of(store: Store, claim: Claim) -> dict[str, Any] | None:
+def results_of(store: Folders, claim: Claim) -> dict[str, Any] | None:
     """`results/<path>/manifest.json` if those results were made from this upload, else None.
 
     Made from this upload: the manifest's `input.etag` is the ETag of our copy of the video (in
@@ -77,7 +100,7 @@ def results_of(store: Store, claim: Claim) -> dict[str, Any] | None:
 
 
 def finish(
-    store: Store,
+    store: Folders,
     claim: Claim,
     *,
     succeeded: bool,
@@ -129,7 +152,7 @@ def finish(
     return moved
 
 
-def drop_stale(store: Store, claim: Claim, folder: Folder) -> bool:
+def drop_stale(store: Folders, claim: Claim, folder: Folder) -> bool:
     """A video ends in exactly one final folder: delete our copy from `folder` (an earlier
     opposite outcome, or a retry whose user copied instead of moving). Only a copy of this
     upload that no other claimant holds is ours. True if one was deleted."""
@@ -139,7 +162,7 @@ def drop_stale(store: Store, claim: Claim, folder: Folder) -> bool:
     return True
 
 
-def _ours(store: Store, claim: Claim, folder: Folder) -> ObjectInfo | None:
+def _ours(store: Folders, claim: Claim, folder: Folder) -> ObjectInfo | None:
     copy = store.head(store.layout.key(folder, claim.path))
     if copy is None or copy.identity != normalize_etag(claim.identity):
         return None
@@ -225,6 +248,7 @@ def worker_fields(report: WorkerReport | None, **extra: Any) -> dict[str, Any] |
 __all__ = [
     "KEY_TOO_LONG_MESSAGE",
     "Claim",
+    "Folders",
     "clip",
     "drop_stale",
     "failure_message",

@@ -165,6 +165,10 @@ class Store:
         except (ClientError, BotoCoreError) as e:
             raise StoreError(classify(e), "ListObjectsV2", _describe(e)) from e
 
+    def location(self, key: str) -> str:
+        """What the worker is given to read or write `key`: its S3 URI."""
+        return f"s3://{self.bucket}/{key}"
+
     def list_pending(self, limit: int | None = None) -> Iterator[ObjectInfo]:
         return self.list_folder(Folder.PENDING, limit)
 

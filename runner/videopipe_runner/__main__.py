@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 from videopipe.reasons import Reason
-from videopipe.s3 import S3Uri, endpoint_from_env
+from videopipe.s3 import S3Uri, endpoint_from_env, is_s3_uri
 from videopipe.store import StoreError
 
 from videopipe_runner.display import Display, LiveDisplay, LogDisplay, print_summary
@@ -58,11 +58,15 @@ WORKER_OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videopipe run",
-        description="Process the videos in an S3 bucket's pending/ folder on this machine: "
-        "claim each one, run the worker on it, and move it to completed/ or failed/, "
-        "exactly as the Kubernetes operator does.",
+        description="Process the videos in an S3 bucket's pending/ folder, or a local folder's, "
+        "on this machine: claim each one, run the worker on it, and move it to completed/ or "
+        "failed/, exactly as the Kubernetes operator does.",
     )
-    parser.add_argument("uri", metavar="s3://BUCKET[/PREFIX]")
+    parser.add_argument(
+        "uri",
+        metavar="s3://BUCKET[/PREFIX] | FOLDER",
+        help="a bucket, or a local folder with pending/ (the other folders are created)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once",
@@ -167,8 +171,18 @@ def worker_options(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(options)
 
 
+def location(text: str) -> S3Uri | Path:
+    """`s3://bucket[/prefix]`, or an existing local folder; ValueError otherwise."""
+    if is_s3_uri(text):
+        return S3Uri.parse(text)
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"not an S3 URI (s3://bucket[/prefix]) nor a folder: {text!r}")
+    return folder.resolve()
+
+
 def settings_from_args(args: argparse.Namespace) -> RunnerSettings:
-    uri = S3Uri.parse(args.uri)
+    uri = location(args.uri)
     for name in ("concurrency", "max_attempts"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(settings)
         claims, support = open_claims(store, settings)
     except StoreError as e:
-        log.error("s3://%s: %s", settings.bucket, e.message)
+        log.error("%s: %s", settings.uri, e.message)
         config = {Reason.BUCKET_NOT_FOUND, Reason.ACCESS_DENIED}
         return RunExit.CONFIG if e.reason in config else RunExit.NOT_ALL_DONE
     title = (

@@ -32,11 +32,13 @@ from typing import Any
 
 from videopipe import settle
 from videopipe.layout import Folder
+from videopipe.localstore import LocalStore
 from videopipe.reasons import Reason
 from videopipe.store import MoveResult, ObjectInfo, Store, StoreError
 
 from videopipe_runner import policy
 from videopipe_runner.claims import Claims, Lease, LeaseLost
+from videopipe_runner.folderclaims import FolderClaims
 from videopipe_runner.policy import Action, Outcome
 from videopipe_runner.settings import RunnerSettings
 from videopipe_runner.shutdown import Shutdown
@@ -53,8 +55,8 @@ LOG_TAIL_CHARS = 2000  # of a crashed worker's log, kept in error.json
 class TripContext:
     """What every trip shares."""
 
-    store: Store
-    claims: Claims
+    store: Store | LocalStore  # a bucket, or a folder on this machine
+    claims: Claims | FolderClaims
     settings: RunnerSettings
     shutdown: Shutdown
     workdir: Path
@@ -186,8 +188,8 @@ class Trip:
         self.runs += 1
         self.status.worker_runs = self.runs
         argv = worker_argv(
-            f"s3://{settings.bucket}/{obj.key}",
-            f"s3://{settings.bucket}/{layout.results_prefix(self.path)}",
+            self.store.location(obj.key),
+            self.store.location(layout.results_prefix(self.path)),
             endpoint=settings.endpoint,
             region=settings.region,
             options=settings.worker_options,
@@ -223,7 +225,7 @@ class Trip:
             message=result.message if result else "",
             exit_code=result.exit_code if result else None,
             worker=self._worker_fields(result) if result else None,
-            source=f"s3://{self.ctx.settings.bucket}/{self.store.layout.prefix}",
+            source=str(self.ctx.settings.uri),
         )
         if moved is MoveResult.MISSING:
             return self._vanished()

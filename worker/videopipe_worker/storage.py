@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from videopipe.localstore import file_etag
 from videopipe.reasons import Reason
 from videopipe.s3 import S3Uri, is_s3_uri, make_client
 from videopipe.s3errors import classify, error_code
@@ -67,7 +68,9 @@ def open_input(uri: str, s3: S3Settings) -> Iterator[InputObject]:
         path = Path(uri)
         if not path.is_file():
             raise ConfigError(Reason.INPUT_NOT_FOUND, f"input file not found: {uri}")
-        yield InputObject(uri, path.name, str(path), size=path.stat().st_size)
+        stat = path.stat()
+        # The ETag `videopipe run` over a local folder knows the file by (its manifest check).
+        yield InputObject(uri, path.name, str(path), size=stat.st_size, etag=file_etag(stat))
         return
     location = S3Uri.parse(uri)
     client = s3.client
