@@ -158,6 +158,11 @@ ALL_METRICS = (
 _S3_EXPECTED = {304, 404, 412}  # not-modified, absent (HEAD), precondition: control flow
 
 
+def count_kube_api_error(operation: str) -> None:
+    """`Kube`'s `on_api_error`: one failed Kubernetes API call."""
+    KUBE_API_ERRORS.labels(operation=operation).inc()
+
+
 def source_label(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
@@ -218,4 +223,11 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
         start_http_server(port, addr=address, registry=REGISTRY)
 
 
-__all__ = ["ALL_METRICS", "init_source", "instrument_s3", "serve", "source_label"]
+__all__ = [
+    "ALL_METRICS",
+    "count_kube_api_error",
+    "init_source",
+    "instrument_s3",
+    "serve",
+    "source_label",
+]

@@ -17,7 +17,6 @@ from typing import Any
 from videopipe.s3 import make_client
 from videopipe.store import Store, StoreError
 
-from videopipe_operator import metrics
 from videopipe_operator.config import Config
 from videopipe_operator.constants import AWS_ACCESS_KEY, AWS_SECRET_KEY, GEMINI_KEY, Reason
 from videopipe_operator.kube import Kube
@@ -38,13 +37,20 @@ class SourceProblem(Exception):
 class S3Clients:
     """boto3 clients, cached per endpoint, region, credentials and metrics label.
 
-    `make` builds a client (tests pass one that injects faults); every client is instrumented
-    for the S3 metrics.
+    `make` builds a client (tests pass one that injects faults); `instrument(client, label)`
+    hooks each new client up, for the S3 metrics (the process wires `metrics.instrument_s3` in,
+    so that this I/O module does not import metrics).
     """
 
-    def __init__(self, config: Config, make: Callable[..., Any] = make_client) -> None:
+    def __init__(
+        self,
+        config: Config,
+        make: Callable[..., Any] = make_client,
+        instrument: Callable[[Any, str], Any] | None = None,
+    ) -> None:
         self.config = config
         self.make = make
+        self.instrument = instrument or (lambda client, _label: client)
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +71,7 @@ class S3Clients:
                 connect_timeout=self.config.s3_connect_timeout,
                 read_timeout=self.config.s3_read_timeout,
             )
-            self._clients[key] = metrics.instrument_s3(client, label)
+            self._clients[key] = self.instrument(client, label)
             return client
 
 
