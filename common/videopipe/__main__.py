@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "transcribe":
         from videopipe_worker.__main__ import main as run
     elif command == "run":
-        from videopipe.runner.__main__ import main as run  # type: ignore[import-not-found]
+        try:
+            from videopipe_runner.__main__ import main as run  # type: ignore[import-not-found]
+        except ImportError as e:
+            print(f"videopipe run: pip install 'videopipe[runner]' ({e})", file=sys.stderr)
+            return 2
     elif command == "operator":
         from videopipe_operator.__main__ import main as run  # type: ignore[import-not-found]
     elif command in {"version", "--version"}:

@@ -1,4 +1,4 @@
-"""The S3 folder layout: the contract with users (DESIGN.md §2).
+"""The S3 folder layout: the contract with users (docs/architecture.md, "S3 layout").
 
 Under a source's bucket and optional root prefix, a video travels
 `pending/<path>` → `processing/<path>` → `completed/<path>` or `failed/<path>`

@@ -1,10 +1,10 @@
 """The worker's exit report: exit codes and the one-line JSON termination message.
 
-This is the contract between the worker and whoever runs it (DESIGN.md §4). The
-worker writes the report to `$VIDEOPIPE_TERMINATION_LOG` (a pod's
-`/dev/termination-log`); the operator reads it back from the pod status, and
-`videopipe run` from the file. Kubernetes keeps at most 4096 bytes of a termination
-message, so the line is kept under that by shortening the free-text message.
+This is the contract between the worker and whoever runs it (docs/architecture.md, "The worker
+report"). The worker writes the report to `$VIDEOPIPE_TERMINATION_LOG` (a pod's
+`/dev/termination-log`); the operator reads it back from the pod status, and `videopipe run`
+from the file. Kubernetes keeps at most 4096 bytes of a termination message, so the line is kept
+under that by shortening the free-text message.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ A move is copy-then-delete, made idempotent rather than atomic (S3 has no rename
 
 - The copy carries the video's identity in its metadata (`videopipe-etag`: the ETag it had when
   it was discovered, and `videopipe-attempts`). A multipart upload's ETag changes when it is
-  copied (FACTS.md), so the identity, not the ETag, says "this is the same video": after a crash
-  between copy and delete, the next attempt finds the copy and knows it is its own.
+  copied (docs/architecture.md, "Measured facts"), so the identity, not the ETag, says "this is
+  the same video": after a crash between copy and delete, the next attempt finds the copy and
+  knows it is its own.
 - The source is deleted only if it is still the version that was copied (`IfMatch`), so a user's
   re-upload that lands between copy and delete is not lost. Stores that do not support the
   condition get a plain delete (the window is milliseconds).
@@ -29,17 +30,13 @@ from enum import StrEnum
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from videopipe.layout import RESULT_FILES, Folder, Layout
+from videopipe.reasons import Reason
+from videopipe.s3errors import classify
+from videopipe.s3errors import error_code as _error_code
+from videopipe.s3errors import status as _status
 
 META_ETAG = "videopipe-etag"
 META_ATTEMPTS = "videopipe-attempts"
@@ -54,52 +51,14 @@ _COPY_CONFIG = TransferConfig(
 _LONGEST_RESULT = max(len(f"/{name}") for name in RESULT_FILES)
 
 
-class StoreErrorReason(StrEnum):
-    BUCKET_NOT_FOUND = "BucketNotFound"
-    ACCESS_DENIED = "AccessDenied"
-    ENDPOINT_UNREACHABLE = "EndpointUnreachable"
-    KEY_TOO_LONG = "KeyTooLong"
-    STORAGE_ERROR = "StorageError"
-
-
 class StoreError(Exception):
     """An S3 failure with a bounded `reason` (for conditions and metrics) and the operation."""
 
-    def __init__(self, reason: StoreErrorReason, operation: str, message: str) -> None:
+    def __init__(self, reason: Reason, operation: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.operation = operation
         self.message = message
-
-
-def classify(exc: BaseException) -> StoreErrorReason:
-    """Map a boto3/botocore exception to a reason a person can act on."""
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
-        return StoreErrorReason.ENDPOINT_UNREACHABLE
-    if isinstance(exc, ReadTimeoutError):
-        return StoreErrorReason.ENDPOINT_UNREACHABLE
-    if isinstance(exc, NoCredentialsError):
-        return StoreErrorReason.ACCESS_DENIED
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in {"NoSuchBucket"}:
-            return StoreErrorReason.BUCKET_NOT_FOUND
-        if code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}:
-            return StoreErrorReason.ACCESS_DENIED
-        if code == "KeyTooLongError":
-            return StoreErrorReason.KEY_TOO_LONG
-        if status == 403:
-            return StoreErrorReason.ACCESS_DENIED
-    return StoreErrorReason.STORAGE_ERROR
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def normalize_etag(etag: str | None) -> str:
@@ -163,7 +122,7 @@ class Store:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as e:
             # HEAD answers have no body: a bare 404 is the only way S3 says "no such bucket".
-            reason = StoreErrorReason.BUCKET_NOT_FOUND if _status(e) == 404 else classify(e)
+            reason = Reason.BUCKET_NOT_FOUND if _status(e) == 404 else classify(e)
             raise StoreError(reason, "HeadBucket", _describe(e)) from e
         except BotoCoreError as e:
             raise StoreError(classify(e), "HeadBucket", _describe(e)) from e
@@ -206,6 +165,10 @@ class Store:
         except (ClientError, BotoCoreError) as e:
             raise StoreError(classify(e), "ListObjectsV2", _describe(e)) from e
 
+    def location(self, key: str) -> str:
+        """What the worker is given to read or write `key`: its S3 URI."""
+        return f"s3://{self.bucket}/{key}"
+
     def list_pending(self, limit: int | None = None) -> Iterator[ObjectInfo]:
         return self.list_folder(Folder.PENDING, limit)
 
@@ -228,16 +191,9 @@ class Store:
             content_type=resp.get("ContentType"),
         )
 
-    def results_complete(self, path: str) -> bool:
-        """The worker writes `manifest.json` last: its presence means the results are whole."""
-        return self.head(f"{self.layout.results_prefix(path)}manifest.json") is not None
-
     def results_manifest(self, path: str) -> dict[str, Any] | None:
-        """The worker's `results/<path>/manifest.json`, or None if absent or unreadable.
-
-        Its `input.etag` names the object the results were made from, which tells results of
-        this very copy from those of an earlier video that had the same name.
-        """
+        """The worker's `results/<path>/manifest.json` (written last), or None if absent or
+        unreadable. Whether it is this upload's is `videopipe.settle.results_of`'s question."""
         return self._read_json(f"{self.layout.results_prefix(path)}manifest.json")
 
     def read_error(self, path: str) -> dict[str, Any] | None:
@@ -385,7 +341,7 @@ def error_report(
     worker: Mapping[str, Any] | None = None,
     when: datetime | None = None,
 ) -> dict[str, Any]:
-    """The body of `failed/<path>.error.json`: why, when, which attempt (DESIGN.md §2)."""
+    """The body of `failed/<path>.error.json`: why, when, which attempt (`videopipe.layout`)."""
     report: dict[str, Any] = {
         "path": path,
         "reason": reason,
@@ -421,9 +377,7 @@ __all__ = [
     "ObjectInfo",
     "Store",
     "StoreError",
-    "StoreErrorReason",
     "claimed_by",
-    "classify",
     "error_report",
     "normalize_etag",
 ]

@@ -6,7 +6,8 @@ Layers, each importing only downwards:
 - I/O, one module per system: `kube` (Kubernetes API), `videopipe.store` (S3), `sources`;
 - steps of a pass: `discovery`, `starts`, `outcomes`, `cancel`, composed by `reconcile`;
 - process: `daemon` (per-source loop), `handlers` (kopf registrations), `metrics`, `health`,
-  `settings`, `config`, and `__main__` (`videopipe operator`).
+  `kopf_settings` (how kopf is configured), `config` (our settings), and `__main__`
+  (`videopipe operator`).
 """
 
 from videopipe import __version__

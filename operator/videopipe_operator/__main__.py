@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"videopipe operator: cannot load Kubernetes credentials: {e}", file=sys.stderr)
         return 2
     ctx = Context(
-        kube=kube.Kube(api),
+        kube=kube.Kube(api, on_api_error=metrics.count_kube_api_error),
         config=config,
         health=Health(config.liveness_polls, config.liveness_grace_seconds),
         watches=WatchAudit(config.watch_silence_seconds),

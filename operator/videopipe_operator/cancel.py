@@ -43,7 +43,7 @@ def cancel(ctx: Context, body: dict[str, Any]) -> None:
         label = metrics.source_label(namespace, source)
         try:
             store = sources.connect(ctx.kube, ctx.clients, namespace, vj.storage, label)
-            outcome = phases.Outcome(
+            outcome = phases.Decision(
                 Phase.FAILED,
                 Reason.CANCELLED,
                 f"The VideoJob was deleted during attempt {vj.attempt}; move the video from "

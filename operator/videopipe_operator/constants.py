@@ -2,12 +2,15 @@
 
 The API group and version, resource plurals, the labels and annotations the operator puts on what
 it creates (KEDA-style `app.kubernetes.io/*` plus our own selectors), the finalizer, Event reasons
-and condition types. Changing a value here changes a contract (DESIGN.md §3): do it on purpose.
+and condition types. Changing a value here changes a contract (docs/architecture.md,
+"Custom resources"): do it on purpose.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from videopipe.reasons import Reason as Reason  # the shared catalogue, re-exported
 
 GROUP = "videopipe.dev"
 VERSION = "v1alpha1"
@@ -91,36 +94,3 @@ class Condition(StrEnum):
     FAILED = "Failed"
     READY = "Ready"
     KEYS_VALID = "KeysValid"
-
-
-class Reason(StrEnum):
-    """Event and condition reasons the operator itself sets (workers add their own)."""
-
-    # VideoJob lifecycle
-    QUEUED = "Queued"
-    RETRYING = "Retrying"
-    STARTED = "Started"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-    JOB_LOST = "JobLost"
-    DEADLINE_EXCEEDED = "DeadlineExceeded"
-    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
-    BAD_INPUT = "BadInput"
-    CONFIG_ERROR = "ConfigError"
-    OOM_KILLED = "OOMKilled"
-    WORKER_FAILED = "WorkerFailed"
-    SUPERSEDED = "Superseded"
-    VIDEO_MISSING = "VideoMissing"
-    # VideoSource health
-    POLLING = "Polling"
-    SECRET_NOT_FOUND = "SecretNotFound"
-    SECRET_INVALID = "SecretInvalid"
-    BUCKET_NOT_FOUND = "BucketNotFound"
-    ACCESS_DENIED = "AccessDenied"
-    ENDPOINT_UNREACHABLE = "EndpointUnreachable"
-    STORAGE_ERROR = "StorageError"
-    INVALID_KEY = "InvalidKey"
-    ALL_KEYS_VALID = "AllKeysValid"
-    SOURCE_READY = "SourceReady"
-    SOURCE_NOT_READY = "SourceNotReady"

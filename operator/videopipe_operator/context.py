@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from videopipe_operator import metrics
 from videopipe_operator.config import Config
 from videopipe_operator.coordination import Coordination
 from videopipe_operator.health import Health
@@ -37,7 +38,7 @@ class Context:
 
     def __post_init__(self) -> None:
         if self.s3 is None:
-            self.s3 = S3Clients(self.config)
+            self.s3 = S3Clients(self.config, instrument=metrics.instrument_s3)
 
     @property
     def clients(self) -> S3Clients:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from videopipe.settle import next_attempt
 from videopipe.store import ObjectInfo, Store
 
 from videopipe_operator import manifests, metrics, naming, routing
@@ -28,7 +29,7 @@ from videopipe_operator.specs import SourceSpec, VideoJobView
 log = logging.getLogger(__name__)
 
 
-def claim(
+def create_or_rearm_videojob(
     ctx: Context,
     store: Store,
     source: SourceSpec,
@@ -40,7 +41,7 @@ def claim(
     obj = store.head(listed.key)
     if obj is None:
         return None  # gone since the listing
-    if existing is None or existing.etag != obj.identity:
+    if existing is None or existing.identity != obj.identity:
         existing = by_name.get(naming.videojob_name(source.name, obj.key, obj.identity))
     if existing is not None and (existing.active or existing.deleting):
         return None  # claimed, or being deleted: the next pass sees it gone
@@ -51,17 +52,18 @@ def claim(
 
 
 def _create(ctx: Context, source: SourceSpec, obj: ObjectInfo, route: routing.Route) -> str | None:
-    body = manifests.build_videojob(source, obj, route, attempt=obj.attempts + 1)
+    attempt = next_attempt(obj)
+    body = manifests.build_videojob(source, obj, route, attempt=attempt)
     created = ctx.kube.create_videojob(body)
     if created is None:
         return None  # AlreadyExists: claimed by an earlier pass
     name = body["metadata"]["name"]
-    retry = obj.attempts > 0
+    retry = attempt > 1
     ctx.kube.post_event(
         created,
         Reason.RETRYING if retry else Reason.QUEUED,
         f"{obj.key}: found in pending/ ({obj.size} bytes, about {route.duration_seconds:.0f} s, "
-        f"{route.accelerator.value.upper()}); attempt {obj.attempts + 1}.",
+        f"{route.accelerator.value.upper()}); attempt {attempt}.",
     )
     label = metrics.source_label(source.namespace, source.name)
     metrics.VIDEOJOBS_CREATED.labels(source=label, accelerator=route.accelerator.value).inc()
@@ -111,7 +113,7 @@ def _rearm(
     return vj.name
 
 
-_IDENTITY_FIELDS = frozenset({"source", "key", "path", "etag"})
+_IDENTITY_FIELDS = frozenset({"source", "key", "path", "identity"})
 
 
 def replacing(old: dict[str, Any], new: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
@@ -128,4 +130,4 @@ def replacing(old: dict[str, Any], new: dict[str, Any], keep: frozenset[str]) ->
     return patch
 
 
-__all__ = ["claim", "replacing"]
+__all__ = ["create_or_rearm_videojob", "replacing"]

@@ -21,8 +21,7 @@ from typing import Any
 
 import kopf
 
-from videopipe_operator import cancel, daemon, kube, reconcile
-from videopipe_operator import settings as operator_settings
+from videopipe_operator import cancel, daemon, kopf_settings, kube, reconcile
 from videopipe_operator.constants import GROUP, SOURCE_PLURAL, VERSION, VIDEOJOB_PLURAL
 from videopipe_operator.context import Context
 from videopipe_operator.readiness import Readiness
@@ -46,7 +45,7 @@ def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     ctx = _ctx(memo)
-    operator_settings.apply(settings, ctx.config, namespaced=bool(ctx.namespaces))
+    kopf_settings.apply(settings, ctx.config, namespaced=bool(ctx.namespaces))
     Readiness(lambda: ctx.kube.list_sources(ctx.namespaces), ctx.watches, ctx.health).start()
 
 

@@ -22,7 +22,6 @@ import kopf
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from videopipe_operator import metrics
 from videopipe_operator.constants import (
     GROUP,
     LABEL_SOURCE,
@@ -48,7 +47,7 @@ def load_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An ApiClient from `kubeconfig`, else `$KUBECONFIG`/~/.kube/config, else in-cluster.
 
     The path is passed explicitly: the `kubernetes` package reads `$KUBECONFIG` only once, at
-    import (FACTS.md).
+    import (docs/architecture.md, "Measured facts").
     """
     configuration = client.Configuration()
     if in_cluster(kubeconfig):
@@ -87,8 +86,13 @@ def _now() -> str:
 class Kube:
     """Typed verbs over one ApiClient."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(
+        self, api: client.ApiClient, on_api_error: Callable[[str], None] | None = None
+    ) -> None:
         self.api = api
+        # Told the operation of every failed call (NotFound and AlreadyExists are answers):
+        # the process wires metrics in here, so that this I/O module does not import them.
+        self.on_api_error = on_api_error or (lambda _operation: None)
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -101,7 +105,7 @@ class Kube:
             return fn(*args, **kwargs)
         except ApiException as e:
             if e.status not in (404, 409):
-                metrics.KUBE_API_ERRORS.labels(operation=operation).inc()
+                self.on_api_error(operation)
             raise
 
     def _json(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:

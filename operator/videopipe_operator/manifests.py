@@ -5,13 +5,14 @@ created or retried, so that its Job is a pure function of the VideoJob: a VideoS
 changes a Job that is queued or running, and the same VideoJob always yields the same Job (name
 included), which is what makes "create, AlreadyExists means done" safe after a crash.
 
-The Job follows DESIGN.md §3: owned by its VideoJob (garbage collected with it), the restricted
-Pod Security profile with a read-only root filesystem and an emptyDir at /tmp, credentials only
-through secretKeyRef, `podFailurePolicy` that fails the Job at once on exit 2 (configuration) or 3
-(bad input) and ignores node disruption, `activeDeadlineSeconds` from the video's length, and
-`ttlSecondsAfterFinished` so that finished Jobs do not pile up. Its pod runs as the source's worker
-ServiceAccount, else the operator's default one (`Config.worker_service_account`), never with a
-token, and where the route (GPU) and the source (tolerations, node selector) say.
+The Job follows docs/architecture.md, "Custom resources": owned by its VideoJob (garbage
+collected with it), the restricted Pod Security profile with a read-only root filesystem and an
+emptyDir at /tmp, credentials only through secretKeyRef, `podFailurePolicy` that fails the Job
+at once on exit 2 (configuration) or 3 (bad input) and ignores node disruption,
+`activeDeadlineSeconds` from the video's length, and `ttlSecondsAfterFinished` so that finished
+Jobs do not pile up. Its pod runs as the source's worker ServiceAccount, else the operator's
+default one (`Config.worker_service_account`), never with a token, and where the route (GPU) and
+the source (tolerations, node selector) say.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def build_videojob(source: SourceSpec, obj: ObjectInfo, route: Route, *, attempt
         "source": source.name,
         "key": obj.key,
         "path": path,
-        "etag": obj.identity,
+        "identity": obj.identity,
         "objectETag": obj.etag,
         "size": obj.size,
         "attempt": attempt,
@@ -140,7 +141,8 @@ def output_uri(vj: VideoJobView) -> S3Uri:
 
 
 def result_uris(vj: VideoJobView, summary: bool) -> dict[str, str]:
-    """Where the worker puts each result file (DESIGN.md §2), for `status.results`."""
+    """Where the worker puts each result file (`videopipe.layout.RESULT_FILES`), for
+    `status.results`."""
     base = output_uri(vj)
     files = {
         "transcript": "transcript.json",

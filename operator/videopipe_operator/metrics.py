@@ -1,4 +1,6 @@
-"""Prometheus metrics of the operator (DESIGN.md §5), served on `--metrics-port` at /metrics.
+"""Prometheus metrics of the operator, served on `--metrics-port` at /metrics.
+
+The contract is docs/architecture.md, "Metrics".
 
 Names: prefix `videopipe_`, base units, `_total` counters, `_seconds` histograms. Labels carry
 bounded values only: `source` (`<namespace>/<name>`), `accelerator` (cpu, gpu), `outcome`
@@ -21,6 +23,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.registry import REGISTRY
 from videopipe import __version__
+from videopipe.s3errors import classify, classify_answer
 
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -153,15 +156,11 @@ ALL_METRICS = (
 )
 
 _S3_EXPECTED = {304, 404, 412}  # not-modified, absent (HEAD), precondition: control flow
-_S3_REASONS = {
-    "NoSuchBucket": "BucketNotFound",
-    "AccessDenied": "AccessDenied",
-    "InvalidAccessKeyId": "AccessDenied",
-    "SignatureDoesNotMatch": "AccessDenied",
-    "SlowDown": "Throttled",
-    "ServiceUnavailable": "Unavailable",
-    "InternalError": "Unavailable",
-}
+
+
+def count_kube_api_error(operation: str) -> None:
+    """`Kube`'s `on_api_error`: one failed Kubernetes API call."""
+    KUBE_API_ERRORS.labels(operation=operation).inc()
 
 
 def source_label(namespace: str, name: str) -> str:
@@ -177,7 +176,7 @@ def instrument_s3(s3_client: Any, source: str) -> Any:
         status = getattr(http_response, "status_code", 200)
         if status >= 400 and status not in _S3_EXPECTED:
             code = str(((parsed or {}).get("Error") or {}).get("Code", ""))
-            reason = _S3_REASONS.get(code, "StorageError")
+            reason = classify_answer(code, status)
             S3_ERRORS.labels(source=source, operation=operation, reason=reason).inc()
 
     def after_error(model: Any = None, exception: Any = None, **_: Any) -> None:
@@ -185,7 +184,7 @@ def instrument_s3(s3_client: Any, source: str) -> Any:
             return
         operation = getattr(model, "name", "Unknown")
         S3_REQUESTS.labels(source=source, operation=operation).inc()
-        S3_ERRORS.labels(source=source, operation=operation, reason="EndpointUnreachable").inc()
+        S3_ERRORS.labels(source=source, operation=operation, reason=classify(exception)).inc()
 
     events = s3_client.meta.events
     events.register("after-call.s3", after_call)
@@ -224,4 +223,11 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
         start_http_server(port, addr=address, registry=REGISTRY)
 
 
-__all__ = ["ALL_METRICS", "init_source", "instrument_s3", "serve", "source_label"]
+__all__ = [
+    "ALL_METRICS",
+    "count_kube_api_error",
+    "init_source",
+    "instrument_s3",
+    "serve",
+    "source_label",
+]

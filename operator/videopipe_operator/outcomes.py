@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from videopipe.layout import Folder
-from videopipe.store import MoveResult, Store, claimed_by, error_report
+from videopipe.settle import Claim, finish, results_of, worker_fields
+from videopipe.store import MoveResult, Store
 
 from videopipe_operator import manifests, metrics, naming, phases
 from videopipe_operator.constants import LABEL_VIDEOJOB, WORKER_CONTAINER, Phase, Reason
@@ -88,7 +88,8 @@ def finish_if_done(
     job_name = vj.job_name or naming.job_name(vj.name, vj.attempt)
     obs = observe(job, pods, job_name)
     if not obs.job_found:
-        obs = phases.Observation(job_found=False, results_complete=store.results_complete(vj.path))
+        made_here = results_of(store, _claim(vj)) is not None
+        obs = phases.Observation(job_found=False, results_complete=made_here)
     outcome = phases.decide(vj.effective_phase, obs)
     if outcome is None:
         return False
@@ -100,7 +101,7 @@ def settle(
     ctx: Context,
     store: Store,
     vj: VideoJobView,
-    outcome: phases.Outcome,
+    outcome: phases.Decision,
     *,
     only_if_found: bool = False,
 ) -> MoveResult:
@@ -117,7 +118,7 @@ def settle(
         manifests.result_uris(vj, bool(vj.worker.get("summary"))) if outcome.succeeded else None
     )
     if moved is MoveResult.MISSING and outcome.reason != Reason.CANCELLED:
-        outcome = phases.Outcome(
+        outcome = phases.Decision(
             outcome.phase,
             outcome.reason,
             f"{outcome.message} (the video was not found in processing/ to move it)",
@@ -140,63 +141,31 @@ def settle(
     return moved
 
 
+def _claim(vj: VideoJobView) -> Claim:
+    return Claim(vj.path, vj.identity, vj.attempt, claimant=vj.name)
+
+
 def _move_to_final(
-    store: Store, vj: VideoJobView, outcome: phases.Outcome, now: datetime
+    store: Store, vj: VideoJobView, outcome: phases.Decision, now: datetime
 ) -> MoveResult:
-    dst = Folder.COMPLETED if outcome.succeeded else Folder.FAILED
-    common = {"identity": vj.etag, "attempts": vj.attempt, "videojob": vj.name}
-    moved = store.move(vj.path, Folder.PROCESSING, dst, **common)
-    if moved is MoveResult.MISSING and vj.effective_phase in (Phase.PENDING, Phase.QUEUED):
-        # Cancelled before it started: its video is still in pending/.
-        moved = store.move(vj.path, Folder.PENDING, dst, expect_etag=vj.object_etag, **common)
-    if outcome.succeeded:
-        _drop_stale(store, vj, Folder.FAILED)
-        store.delete_error(vj.path)
-    elif moved is not MoveResult.MISSING:
-        _drop_stale(store, vj, Folder.COMPLETED)
-        store.write_error(
-            vj.path,
-            error_report(
-                path=vj.path,
-                reason=outcome.reason,
-                message=outcome.message,
-                attempt=vj.attempt,
-                exit_code=outcome.exit_code,
-                videojob=vj.name,
-                job=vj.job_name,
-                source=vj.source,
-                worker=_report_fields(outcome),
-                when=now,
-            ),
-        )
-    return moved
+    # A VideoJob cancelled before it started still has its video in pending/.
+    not_started = vj.effective_phase in (Phase.PENDING, Phase.QUEUED)
+    return finish(
+        store,
+        _claim(vj),
+        succeeded=outcome.succeeded,
+        reason=outcome.reason,
+        message=outcome.message,
+        exit_code=outcome.exit_code,
+        worker=worker_fields(outcome.report),
+        source=vj.source,
+        job=vj.job_name,
+        when=now,
+        pending_etag=vj.object_etag if not_started else None,
+    )
 
 
-def _drop_stale(store: Store, vj: VideoJobView, folder: Folder) -> None:
-    """A video ends in exactly one final folder: remove our copy from the other one (a retry
-    whose user copied instead of moving, or a re-run after an earlier opposite outcome)."""
-    key = store.layout.key(folder, vj.path)
-    other = store.head(key)
-    if other is not None and other.identity == vj.etag and claimed_by(other, vj.name):
-        store.delete(key)
-
-
-def _report_fields(outcome: phases.Outcome) -> Json | None:
-    report = outcome.report
-    if report is None:
-        return None
-    fields = {
-        "reason": report.reason,
-        "exitCode": report.exit_code,
-        "audioSeconds": report.audio_seconds,
-        "model": report.model,
-        "device": report.device,
-        "timings": report.timings or None,
-    }
-    return {k: v for k, v in fields.items() if v not in (None, "")}
-
-
-def _record_metrics(vj: VideoJobView, outcome: phases.Outcome, patch: Json) -> None:
+def _record_metrics(vj: VideoJobView, outcome: phases.Decision, patch: Json) -> None:
     source = metrics.source_label(vj.namespace, vj.source)
     accel = vj.accelerator.value
     outcome_label = "succeeded" if outcome.succeeded else "failed"

@@ -11,20 +11,20 @@ decision into the merge patch written to the VideoJob's status subresource, so t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from videopipe.report import ExitCode, WorkerReport
+from videopipe import settle
+from videopipe.reasons import safe_reason
+from videopipe.report import WorkerReport
 
 from videopipe_operator import conditions
 from videopipe_operator.constants import Condition, Phase, Reason
 
 Json = dict[str, Any]
 
-_REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,47}$")
-MAX_MESSAGE = 1024
+MAX_MESSAGE = settle.MAX_MESSAGE
 
 # Fields of one attempt; cleared when the next attempt starts.
 ATTEMPT_FIELDS = (
@@ -64,7 +64,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Decision:
     phase: Phase
     reason: str
     message: str
@@ -76,17 +76,10 @@ class Outcome:
         return self.phase is Phase.SUCCEEDED
 
 
-def safe_reason(text: str | None, default: str = Reason.WORKER_FAILED) -> str:
-    """A CamelCase word fit for a condition reason and a metric label; else `default`."""
-    return text if text and _REASON.match(text) else default
+_clip = settle.clip
 
 
-def _clip(text: str | None) -> str:
-    text = (text or "").strip()
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
-def decide(phase: Phase, obs: Observation) -> Outcome | None:
+def decide(phase: Phase, obs: Observation) -> Decision | None:
     """The outcome of a Running VideoJob, or None while its Job is still at work."""
     if phase is not Phase.RUNNING:
         return None
@@ -95,19 +88,19 @@ def decide(phase: Phase, obs: Observation) -> Outcome | None:
     exit_code = pod.exit_code if pod else None
     if not obs.job_found:
         if obs.results_complete:
-            return Outcome(
+            return Decision(
                 Phase.SUCCEEDED,
                 Reason.SUCCEEDED,
                 "The Job was gone before its outcome was recorded; its results are complete.",
             )
-        return Outcome(
+        return Decision(
             Phase.FAILED,
             Reason.JOB_LOST,
             "The Job disappeared before it finished (deleted, or expired while the operator was "
             "down). Move the video from failed/ back to pending/ to run it again.",
         )
     if obs.complete:
-        return Outcome(
+        return Decision(
             Phase.SUCCEEDED,
             Reason.SUCCEEDED,
             _clip(report.message if report and report.message else "Transcribed."),
@@ -116,7 +109,7 @@ def decide(phase: Phase, obs: Observation) -> Outcome | None:
         )
     if not obs.failed:
         return None
-    return Outcome(
+    return Decision(
         Phase.FAILED,
         _failure_reason(obs, report, exit_code),
         _failure_message(obs, report),
@@ -126,27 +119,29 @@ def decide(phase: Phase, obs: Observation) -> Outcome | None:
 
 
 def _failure_reason(obs: Observation, report: WorkerReport | None, exit_code: int | None) -> str:
+    """The shared rule (`settle.failure_reason`) with what only Kubernetes knows: a deadline
+    beats everything, OOMKilled comes from the pod, and a Job out of retries says so."""
     if obs.failed_reason == Reason.DEADLINE_EXCEEDED:
         return Reason.DEADLINE_EXCEEDED
-    if report and report.reason:
-        return safe_reason(report.reason)
-    if obs.pod and obs.pod.reason == Reason.OOM_KILLED:
-        return Reason.OOM_KILLED
-    if exit_code == ExitCode.BAD_INPUT:
-        return Reason.BAD_INPUT
-    if exit_code == ExitCode.CONFIG:
-        return Reason.CONFIG_ERROR
-    if obs.failed_reason == Reason.BACKOFF_LIMIT_EXCEEDED:
+    oom = obs.pod is not None and obs.pod.reason == Reason.OOM_KILLED
+    reason = settle.failure_reason(report, exit_code, platform=Reason.OOM_KILLED if oom else None)
+    if reason == Reason.WORKER_FAILED and obs.failed_reason == Reason.BACKOFF_LIMIT_EXCEEDED:
         return Reason.BACKOFF_LIMIT_EXCEEDED
-    return Reason.WORKER_FAILED
+    return reason
 
 
 def _failure_message(obs: Observation, report: WorkerReport | None) -> str:
-    if report and report.message:
-        return _clip(report.message)
-    if obs.pod and obs.pod.message and WorkerReport.from_text(obs.pod.message) is None:
-        return _clip(f"{obs.failed_message or 'The worker failed'}: {obs.pod.message}")
-    return _clip(obs.failed_message or "The worker failed without a report.")
+    """The worker's message, else the Job's Failed condition with the pod's termination
+    message when that is a log tail rather than a report."""
+    tail = obs.pod.message if obs.pod else None
+    if tail and WorkerReport.from_text(tail) is not None:
+        tail = None
+    return settle.failure_message(
+        report,
+        obs.pod.exit_code if obs.pod else None,
+        platform=obs.failed_message or ("The worker failed" if tail else None),
+        log_tail=tail,
+    )
 
 
 # -- status builders (merge patches for the status subresource) --
@@ -223,7 +218,7 @@ def terminal_status(
     status: Json,
     generation: int,
     now: datetime,
-    outcome: Outcome,
+    outcome: Decision,
     *,
     results: Json | None,
 ) -> Json:
@@ -270,8 +265,8 @@ def terminal_status(
 
 
 __all__ = [
+    "Decision",
     "Observation",
-    "Outcome",
     "PodOutcome",
     "decide",
     "human_duration",

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from videopipe.settle import KEY_TOO_LONG_MESSAGE
 from videopipe.store import ObjectInfo, Store, StoreError
 
 from videopipe_operator import (
@@ -215,7 +216,7 @@ def _discover(
     created = 0
     for obj, existing in plan.candidates:
         try:
-            if discovery.claim(ctx, store, source, obj, existing, by_name):
+            if discovery.create_or_rearm_videojob(ctx, store, source, obj, existing, by_name):
                 created += 1
         except Exception as e:
             _error(label, None, "discover", e, key=obj.key)
@@ -343,8 +344,7 @@ def _events(
         ctx.kube.post_event(
             body,
             Reason.INVALID_KEY,
-            f"{bad!r} cannot be processed: its folder-layout keys would exceed S3's "
-            "1,024-byte limit. Rename it with a shorter path; it stays in pending/.",
+            f"{bad!r} cannot be processed: {KEY_TOO_LONG_MESSAGE}; it stays in pending/.",
             warning=True,
         )
 

@@ -17,7 +17,6 @@ from typing import Any
 from videopipe.s3 import make_client
 from videopipe.store import Store, StoreError
 
-from videopipe_operator import metrics
 from videopipe_operator.config import Config
 from videopipe_operator.constants import AWS_ACCESS_KEY, AWS_SECRET_KEY, GEMINI_KEY, Reason
 from videopipe_operator.kube import Kube
@@ -38,13 +37,20 @@ class SourceProblem(Exception):
 class S3Clients:
     """boto3 clients, cached per endpoint, region, credentials and metrics label.
 
-    `make` builds a client (tests pass one that injects faults); every client is instrumented
-    for the S3 metrics.
+    `make` builds a client (tests pass one that injects faults); `instrument(client, label)`
+    hooks each new client up, for the S3 metrics (the process wires `metrics.instrument_s3` in,
+    so that this I/O module does not import metrics).
     """
 
-    def __init__(self, config: Config, make: Callable[..., Any] = make_client) -> None:
+    def __init__(
+        self,
+        config: Config,
+        make: Callable[..., Any] = make_client,
+        instrument: Callable[[Any, str], Any] | None = None,
+    ) -> None:
         self.config = config
         self.make = make
+        self.instrument = instrument or (lambda client, _label: client)
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +71,7 @@ class S3Clients:
                 connect_timeout=self.config.s3_connect_timeout,
                 read_timeout=self.config.s3_read_timeout,
             )
-            self._clients[key] = metrics.instrument_s3(client, label)
+            self._clients[key] = self.instrument(client, label)
             return client
 
 
@@ -97,13 +103,13 @@ def check_bucket(store: Store, storage: Storage) -> None:
     except StoreError as e:
         where = storage.endpoint or "the default S3 endpoint"
         hints = {
-            "BucketNotFound": f"bucket {storage.bucket!r} does not exist at {where}",
-            "AccessDenied": f"access to bucket {storage.bucket!r} denied: check the credentials",
-            "EndpointUnreachable": f"S3 endpoint {where} did not answer",
+            Reason.BUCKET_NOT_FOUND: f"bucket {storage.bucket!r} does not exist at {where}",
+            Reason.ACCESS_DENIED: (
+                f"access to bucket {storage.bucket!r} denied: check the credentials"
+            ),
+            Reason.ENDPOINT_UNREACHABLE: f"S3 endpoint {where} did not answer",
         }
-        raise SourceProblem(
-            str(e.reason), f"{hints.get(str(e.reason), 'S3 error')}: {e.message}"
-        ) from e
+        raise SourceProblem(e.reason, f"{hints.get(e.reason, 'S3 error')}: {e.message}") from e
 
 
 def check_worker_secrets(kube: Kube, namespace: str, worker: dict[str, Any]) -> None:

@@ -16,14 +16,34 @@ from videopipe_operator.constants import Accelerator, Phase, Policy
 
 Json = dict[str, Any]
 
-DEFAULT_POLL_SECONDS = 15
-DEFAULT_MAX_CONCURRENT = 4
-DEFAULT_QUEUE_WINDOW = 2
-DEFAULT_GPU_MIN_DURATION = 600.0
-DEFAULT_BITRATE_KBPS = 2000
-DEFAULT_BACKOFF_LIMIT = 1
-DEFAULT_TTL_SECONDS = 3600
-DEFAULT_HISTORY = 50
+# VideoSource defaults by field path. The source of truth is the CRD schema
+# (crds/videopipe.dev_videosources.yaml), which the API server applies; this is its mirror for
+# objects that lack a field, and tests/operator/test_crds.py checks the two (and the chart's
+# values.yaml) agree.
+SOURCE_DEFAULTS: dict[str, Any] = {
+    "prefix": "",
+    "pollIntervalSeconds": 15,
+    "maxConcurrentJobs": 4,
+    "queueWindow": 2,
+    "accelerator.policy": "auto",
+    "accelerator.gpuMinDurationSeconds": 600,
+    "accelerator.assumedBitrateKbps": 2000,
+    "worker.summary": False,
+    "jobs.backoffLimit": 1,
+    "jobs.ttlSecondsAfterFinished": 3600,
+    "jobs.successfulHistoryLimit": 50,
+    "jobs.failedHistoryLimit": 50,
+}
+DEFAULT_POLL_SECONDS: int = SOURCE_DEFAULTS["pollIntervalSeconds"]
+DEFAULT_MAX_CONCURRENT: int = SOURCE_DEFAULTS["maxConcurrentJobs"]
+DEFAULT_QUEUE_WINDOW: int = SOURCE_DEFAULTS["queueWindow"]
+DEFAULT_POLICY = Policy(SOURCE_DEFAULTS["accelerator.policy"])
+DEFAULT_GPU_MIN_DURATION = float(SOURCE_DEFAULTS["accelerator.gpuMinDurationSeconds"])
+DEFAULT_BITRATE_KBPS: int = SOURCE_DEFAULTS["accelerator.assumedBitrateKbps"]
+DEFAULT_BACKOFF_LIMIT: int = SOURCE_DEFAULTS["jobs.backoffLimit"]
+DEFAULT_TTL_SECONDS: int = SOURCE_DEFAULTS["jobs.ttlSecondsAfterFinished"]
+DEFAULT_SUCCESSFUL_HISTORY: int = SOURCE_DEFAULTS["jobs.successfulHistoryLimit"]
+DEFAULT_FAILED_HISTORY: int = SOURCE_DEFAULTS["jobs.failedHistoryLimit"]
 
 
 def _int(value: Any, default: int) -> int:
@@ -35,8 +55,8 @@ class JobsSpec:
     backoff_limit: int = DEFAULT_BACKOFF_LIMIT
     ttl_seconds_after_finished: int = DEFAULT_TTL_SECONDS
     active_deadline_seconds: int | None = None  # None: computed from the video's duration
-    successful_history_limit: int = DEFAULT_HISTORY
-    failed_history_limit: int = DEFAULT_HISTORY
+    successful_history_limit: int = DEFAULT_SUCCESSFUL_HISTORY
+    failed_history_limit: int = DEFAULT_FAILED_HISTORY
 
     @classmethod
     def parse(cls, raw: Json | None) -> JobsSpec:
@@ -48,8 +68,10 @@ class JobsSpec:
                 raw.get("ttlSecondsAfterFinished"), DEFAULT_TTL_SECONDS
             ),
             active_deadline_seconds=None if deadline is None else int(deadline),
-            successful_history_limit=_int(raw.get("successfulHistoryLimit"), DEFAULT_HISTORY),
-            failed_history_limit=_int(raw.get("failedHistoryLimit"), DEFAULT_HISTORY),
+            successful_history_limit=_int(
+                raw.get("successfulHistoryLimit"), DEFAULT_SUCCESSFUL_HISTORY
+            ),
+            failed_history_limit=_int(raw.get("failedHistoryLimit"), DEFAULT_FAILED_HISTORY),
         )
 
     def to_spec(self) -> Json:
@@ -64,7 +86,7 @@ class JobsSpec:
 
 @dataclass(frozen=True)
 class AcceleratorSpec:
-    policy: Policy = Policy.AUTO
+    policy: Policy = DEFAULT_POLICY
     gpu_min_duration_seconds: float = DEFAULT_GPU_MIN_DURATION
     assumed_bitrate_kbps: int = DEFAULT_BITRATE_KBPS
     gpu_type: str | None = None  # value of cloud.google.com/gke-accelerator, e.g. nvidia-tesla-t4
@@ -73,7 +95,7 @@ class AcceleratorSpec:
     def parse(cls, raw: Json | None) -> AcceleratorSpec:
         raw = raw or {}
         return cls(
-            policy=Policy(raw.get("policy") or Policy.AUTO),
+            policy=Policy(raw.get("policy") or DEFAULT_POLICY),
             gpu_min_duration_seconds=float(
                 raw.get("gpuMinDurationSeconds", DEFAULT_GPU_MIN_DURATION)
             ),
@@ -199,7 +221,7 @@ class VideoJobView:
     storage: Storage
     key: str
     path: str
-    etag: str
+    identity: str  # the ETag the video had when first discovered
     object_etag: str
     size: int
     uploaded_at: str | None
@@ -237,8 +259,8 @@ class VideoJobView:
             ),
             key=spec["key"],
             path=spec["path"],
-            etag=spec["etag"],
-            object_etag=spec.get("objectETag") or spec["etag"],
+            identity=spec["identity"],
+            object_etag=spec.get("objectETag") or spec["identity"],
             size=int(spec.get("size") or 0),
             uploaded_at=spec.get("uploadedAt"),
             attempt=int(spec.get("attempt") or 1),

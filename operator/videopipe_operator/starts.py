@@ -37,7 +37,7 @@ def start(
             vj.path,
             Folder.PENDING,
             Folder.PROCESSING,
-            identity=vj.etag,
+            identity=vj.identity,
             expect_etag=vj.object_etag,
             attempts=vj.attempt,
             videojob=vj.name,

@@ -43,7 +43,7 @@ def _key(resource: str, obj: Mapping[str, Any]) -> tuple[Key, str]:
 
 
 def watched(resource: str, obj: Mapping[str, Any]) -> bool:
-    """Whether kopf's watch sees `obj` at all: Jobs are selected by label (`settings.py`)."""
+    """Whether kopf's watch sees `obj` at all: Jobs are selected by label (`kopf_settings.py`)."""
     if resource != JOBS:
         return True
     labels = (obj.get("metadata") or {}).get("labels") or {}

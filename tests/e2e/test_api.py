@@ -128,7 +128,7 @@ def videojob(**spec: Any) -> dict[str, Any]:
             "bucket": "videos",
             "key": "pending/talk.mp4",
             "path": "talk.mp4",
-            "etag": "abc",
+            "identity": "abc",
             "accelerator": "cpu",
             **spec,
         },
@@ -143,7 +143,7 @@ def test_videojob_identity_is_immutable_and_attempts_only_grow(videopipe: Videop
             GROUP, VERSION, videopipe.namespace, "videojobs", "talk-0123456789ab", {"spec": spec}
         )
 
-    for change in ({"key": "pending/other.mp4"}, {"etag": "def"}, {"attempt": 0}):
+    for change in ({"key": "pending/other.mp4"}, {"identity": "def"}, {"attempt": 0}):
         with pytest.raises(client.ApiException) as err:
             patch(change)
         assert err.value.status == 422, change

@@ -1,5 +1,5 @@
 """The operator's exposition passes Prometheus's own linter (`promtool check metrics`), with the
-source series created at zero as a new source's loop does, and DESIGN.md §5's naming holds.
+source series created at zero as a new source's loop does, and the README's metric naming holds.
 `tests/e2e/test_prometheus.py` runs the same lint on a real scrape of the running operator.
 """
 

@@ -1,6 +1,6 @@
 """Every metric a dashboard panel or an alert names is one the operator exports, with the labels
-it is matched or grouped on (DESIGN.md §5). A typo in a name or a label would otherwise give an
-empty panel or an alert that can never fire, silently.
+it is matched or grouped on (docs/architecture.md, "Metrics"). A typo in a name or a label would
+otherwise give an empty panel or an alert that can never fire, silently.
 """
 
 from __future__ import annotations

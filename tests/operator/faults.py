@@ -30,6 +30,7 @@ from typing import Any
 
 from kubernetes import client
 from videopipe.s3 import make_client
+from videopipe_operator import metrics
 from videopipe_operator.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,7 +184,7 @@ class FaultyKube(Kube):
     """The operator's `Kube`, whose write verbs go through `faults` first."""
 
     def __init__(self, api: client.ApiClient, faults: Faults) -> None:
-        super().__init__(api)
+        super().__init__(api, on_api_error=metrics.count_kube_api_error)  # as __main__ wires it
         self.faults = faults
 
 

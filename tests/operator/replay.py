@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
-from videopipe_operator import cancel, kube
+from videopipe_operator import cancel, kube, metrics
 from videopipe_operator.config import Config
 from videopipe_operator.constants import FINALIZER
 from videopipe_operator.context import Context
@@ -97,7 +97,9 @@ class Replay:
         return Context(
             kube=FaultyKube(self._api, self.faults),
             config=config,
-            s3=S3Clients(config, make=s3_client_with_faults(self.faults)),
+            s3=S3Clients(
+                config, make=s3_client_with_faults(self.faults), instrument=metrics.instrument_s3
+            ),
             namespaces=(self.namespace,),
         )
 

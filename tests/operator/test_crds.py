@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 from videopipe_operator.constants import GROUP, VERSION, Phase, Policy
+from videopipe_operator.specs import SOURCE_DEFAULTS, SourceSpec
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
@@ -82,3 +83,60 @@ def test_videojob_worker_schema_is_the_sources() -> None:
     src = version(load("videosources"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
     vj = version(load("videojobs"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert vj["properties"]["worker"] == src["properties"]["worker"]
+
+
+def crd_defaults() -> dict[str, Any]:
+    """Every default the VideoSource schema gives a field that is not an object."""
+    spec = version(load("videosources"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return {
+        path.lstrip("."): sub["default"]
+        for path, sub in walk(spec)
+        if "default" in sub and sub.get("type") != "object"
+    }
+
+
+def test_the_codes_source_defaults_are_the_crds() -> None:
+    assert crd_defaults() == SOURCE_DEFAULTS
+    # And what parsing a bare VideoSource fills in is those defaults.
+    parsed = SourceSpec.parse({"metadata": {"name": "s"}, "spec": {"bucket": "b"}})
+    assert (
+        parsed.poll_interval_seconds,
+        parsed.max_concurrent_jobs,
+        parsed.queue_window,
+        parsed.accelerator.policy,
+        parsed.accelerator.gpu_min_duration_seconds,
+        parsed.accelerator.assumed_bitrate_kbps,
+        parsed.jobs.backoff_limit,
+        parsed.jobs.ttl_seconds_after_finished,
+        parsed.jobs.successful_history_limit,
+        parsed.jobs.failed_history_limit,
+        parsed.storage.layout.prefix,
+    ) == tuple(
+        crd_defaults()[name]
+        for name in (
+            "pollIntervalSeconds",
+            "maxConcurrentJobs",
+            "queueWindow",
+            "accelerator.policy",
+            "accelerator.gpuMinDurationSeconds",
+            "accelerator.assumedBitrateKbps",
+            "jobs.backoffLimit",
+            "jobs.ttlSecondsAfterFinished",
+            "jobs.successfulHistoryLimit",
+            "jobs.failedHistoryLimit",
+            "prefix",
+        )
+    )
+
+
+def test_the_charts_videosource_values_mirror_the_crds_defaults() -> None:
+    values = yaml.safe_load((CRDS.parent / "charts/videopipe/values.yaml").read_text())
+    mirrored = 0
+    for path, default in crd_defaults().items():
+        node: Any = values["videoSource"]
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            assert node == default, path
+            mirrored += 1
+    assert mirrored >= 8  # the chart sets most of them; a renamed key would silently drop out

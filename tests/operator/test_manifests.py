@@ -1,4 +1,4 @@
-"""VideoSource + object → VideoJob, and VideoJob → Job: the manifests DESIGN.md §3 promises."""
+"""VideoSource + object → VideoJob, and VideoJob → Job: the manifests `manifests.py` promises."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_videojob_body(vj: VideoJobView) -> None:
     assert body["metadata"]["finalizers"] == [FINALIZER]
     assert all(naming.is_label_value(v) for v in body["metadata"]["labels"].values())
     assert body["metadata"]["annotations"]["videopipe.dev/key"] == "pending/talk.mp4"
-    assert vj.path == "talk.mp4" and vj.attempt == 1 and vj.etag == "abc123"
+    assert vj.path == "talk.mp4" and vj.attempt == 1 and vj.identity == "abc123"
     assert vj.uploaded_at == "2025-01-02T03:04:05Z"
     assert vj.storage.endpoint == "http://s3.local:9000"
 
@@ -41,7 +41,7 @@ def test_videojob_body(vj: VideoJobView) -> None:
 def test_videojob_identity_comes_from_our_metadata() -> None:
     body = videojob_body(etag="copied-etag-2", metadata={"videopipe-etag": "original-etag"})
     vj = VideoJobView.parse(body)
-    assert vj.etag == "original-etag" and vj.object_etag == "copied-etag-2"
+    assert vj.identity == "original-etag" and vj.object_etag == "copied-etag-2"
     assert vj.name == naming.videojob_name("talks", "pending/talk.mp4", "original-etag")
 
 

@@ -8,8 +8,8 @@ import pytest
 from videopipe.report import WorkerReport
 from videopipe_operator.constants import Condition, Phase, Reason
 from videopipe_operator.phases import (
+    Decision,
     Observation,
-    Outcome,
     PodOutcome,
     decide,
     human_duration,
@@ -182,7 +182,7 @@ def test_running_then_terminal_status() -> None:
     assert started["status"] == "True"
 
     report = WorkerReport.from_text(OK_REPORT)
-    outcome = Outcome(Phase.SUCCEEDED, Reason.SUCCEEDED, "Transcribed.", 0, report)
+    outcome = Decision(Phase.SUCCEEDED, Reason.SUCCEEDED, "Transcribed.", 0, report)
     later = NOW.replace(minute=1, second=12)
     done = terminal_status(running, 1, later, outcome, results={"prefix": "s3://b/results/x/"})
     assert done["phase"] == "Succeeded"
@@ -194,7 +194,7 @@ def test_running_then_terminal_status() -> None:
 
 
 def test_failed_status_has_no_results_and_says_why() -> None:
-    outcome = Outcome(Phase.FAILED, "NoAudioStream", "no audio", 3, None)
+    outcome = Decision(Phase.FAILED, "NoAudioStream", "no audio", 3, None)
     done = terminal_status({"startedAt": "2025-01-01T11:59:00Z"}, 2, NOW, outcome, results=None)
     assert done["reason"] == "NoAudioStream" and done["exitCode"] == 3
     assert "results" not in done and done["observedGeneration"] == 2

@@ -103,7 +103,7 @@ def test_deletions_clear_what_was_expected(audit: WatchAudit, clock: Clock) -> N
 
 
 def test_jobs_kopf_does_not_watch_are_not_expected(audit: WatchAudit, clock: Clock) -> None:
-    """kopf watches only Jobs labelled managed-by videopipe (settings.py's selector)."""
+    """kopf watches only Jobs labelled managed-by videopipe (kopf_settings.py's selector)."""
     audit.listed("jobs", [obj("hand-made", "1"), obj("ours", "2", **{LABEL_MANAGED_BY: MANAGER})])
     clock.now += 61
     problem = audit.check()

@@ -8,7 +8,7 @@ import urllib.request
 
 import kopf
 import pytest
-from videopipe_operator import settings as operator_settings
+from videopipe_operator import kopf_settings
 from videopipe_operator.__main__ import parse_args
 from videopipe_operator.config import Config
 from videopipe_operator.coordination import Coordination
@@ -40,7 +40,7 @@ def test_config_from_env() -> None:
 def test_kopf_scans_the_cluster_only_when_serving_all_of_it(namespaced: bool) -> None:
     """Serving given namespaces, kopf lists no Namespaces or CRDs: no ClusterRole needed."""
     settings = kopf.OperatorSettings()
-    operator_settings.apply(settings, Config(), namespaced=namespaced)
+    kopf_settings.apply(settings, Config(), namespaced=namespaced)
     assert settings.scanning.disabled is namespaced
 
 

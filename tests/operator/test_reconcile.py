@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import WORKER_IMAGE
 from tests.operator.conftest import Clips
-from tests.operator.replay import SOURCE, Replay
+from tests.operator.replay import SOURCE, Replay, job_finished
 
 pytestmark = pytest.mark.cluster
 Json = dict[str, Any]
@@ -151,3 +151,31 @@ def test_two_sources_over_one_bucket_process_each_video_once(
     assert replay.vp.keys("completed") == ["a.mp4"] and replay.vp.keys("failed") == []
     assert "VideoMissing" in reasons(replay)
     assert "Cancelled" not in reasons(replay)
+
+
+def test_results_of_an_earlier_upload_never_settle_a_lost_job(
+    new_world: Callable[..., Replay], clips: Clips
+) -> None:
+    replay = new_world()
+    replay.vp.upload("a.mp4", clips.hello)
+    ctx = replay.operator()
+    replay.one_pass(ctx)
+    replay.wait_jobs()
+    replay.one_pass(ctx)  # hello succeeded: results/a.mp4/manifest.json is hello's
+    assert phases(replay) == ["Succeeded"]
+    # The next upload of a.mp4 gets a Job whose pod cannot be scheduled, and the Job is gone
+    # before it ran (as when its TTL passed while the operator was down).
+    worker = {**replay.vp.source_spec()["worker"], "nodeSelector": {"videopipe.dev/none": "x"}}
+    replay.vp.patch_source(SOURCE, {"worker": worker})
+    replay.vp.upload("a.mp4", clips.morning)
+    replay.one_pass(ctx)
+    (second,) = [j for j in replay.vp.jobs() if not job_finished(j)]
+    replay.vp.cluster.batch.delete_namespaced_job(
+        second.metadata.name, replay.namespace, propagation_policy="Background"
+    )
+    replay.vp.wait(lambda: len(replay.vp.jobs()) == 1, timeout=60, message="the Job gone")
+    replay.one_pass(ctx)
+    statuses = sorted((v["status"]["phase"], v["status"]["reason"]) for v in replay.videojobs())
+    assert statuses == [("Failed", "JobLost"), ("Succeeded", "Succeeded")]
+    assert replay.vp.read("failed/a.mp4") == clips.morning.read_bytes()
+    assert replay.vp.read("completed/a.mp4") == clips.hello.read_bytes()

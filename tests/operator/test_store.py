@@ -6,6 +6,7 @@ import json
 
 import pytest
 from videopipe.layout import Folder, Layout
+from videopipe.reasons import Reason
 from videopipe.s3 import make_client
 from videopipe.store import (
     META_ATTEMPTS,
@@ -13,7 +14,6 @@ from videopipe.store import (
     MoveResult,
     Store,
     StoreError,
-    StoreErrorReason,
     error_report,
 )
 
@@ -173,24 +173,17 @@ def test_error_report_roundtrip(s3, bucket: str, store: Store) -> None:
     store.delete_error("a b/ü.mp4")  # deleting twice is fine
 
 
-def test_results_complete_needs_the_manifest(s3, bucket: str, store: Store) -> None:
-    put(s3, bucket, "root/results/t.mp4/transcript.json", b"{}")
-    assert not store.results_complete("t.mp4")
-    put(s3, bucket, "root/results/t.mp4/manifest.json", b"{}")
-    assert store.results_complete("t.mp4")
-
-
 def test_missing_bucket(s3) -> None:
     with pytest.raises(StoreError) as err:
         Store(s3, "no-such-bucket-here").check_bucket()
-    assert err.value.reason is StoreErrorReason.BUCKET_NOT_FOUND
+    assert err.value.reason is Reason.BUCKET_NOT_FOUND
     with pytest.raises(StoreError) as err:
         list(Store(s3, "no-such-bucket-here").list_pending())
-    assert err.value.reason is StoreErrorReason.BUCKET_NOT_FOUND
+    assert err.value.reason is Reason.BUCKET_NOT_FOUND
 
 
 def test_unreachable_endpoint() -> None:
     client = make_client("http://127.0.0.1:9", max_attempts=1, connect_timeout=1)
     with pytest.raises(StoreError) as err:
         Store(client, "bucket").check_bucket()
-    assert err.value.reason is StoreErrorReason.ENDPOINT_UNREACHABLE
+    assert err.value.reason is Reason.ENDPOINT_UNREACHABLE

@@ -13,10 +13,10 @@ import time
 
 import pytest
 from videopipe.layout import Layout
-from videopipe.runner.claims import Claims, LeaseLost
-from videopipe.runner.policy import Support
 from videopipe.s3 import make_client
 from videopipe.store import Store
+from videopipe_runner.claims import Claims, LeaseLost
+from videopipe_runner.policy import Support
 
 from tests.runner.helpers import keys, wait_for
 from tests.support.s3proxy import S3Proxy

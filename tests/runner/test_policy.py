@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import pytest
-from videopipe.runner.__main__ import build_parser, main, settings_from_args
-from videopipe.runner.policy import (
+from videopipe_runner.__main__ import build_parser, main, settings_from_args
+from videopipe_runner.policy import (
     Action,
-    Decision,
+    NextStep,
     Outcome,
     RunExit,
     Support,
@@ -18,29 +18,30 @@ from videopipe.runner.policy import (
     probe_verdict,
     run_exit_code,
 )
-from videopipe.runner.worker import worker_argv
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.worker import worker_argv
 
 
 @pytest.mark.parametrize(
     ("exit_code", "runs", "expected"),
     [
-        (0, 1, Decision(Action.COMPLETE)),
-        (0, 3, Decision(Action.COMPLETE)),
-        (2, 1, Decision(Action.FAIL)),  # configuration: no retry
-        (3, 1, Decision(Action.FAIL)),  # bad input: no retry
-        (1, 1, Decision(Action.RETRY, 10.0)),
-        (1, 2, Decision(Action.RETRY, 20.0)),
-        (1, 3, Decision(Action.FAIL)),  # the third run was the last
-        (-9, 1, Decision(Action.RETRY, 10.0)),  # killed (out of memory): retryable
-        (130, 1, Decision(Action.RETRY, 10.0)),
+        (0, 1, NextStep(Action.COMPLETE)),
+        (0, 3, NextStep(Action.COMPLETE)),
+        (2, 1, NextStep(Action.FAIL)),  # configuration: no retry
+        (3, 1, NextStep(Action.FAIL)),  # bad input: no retry
+        (1, 1, NextStep(Action.RETRY, 10.0)),
+        (1, 2, NextStep(Action.RETRY, 20.0)),
+        (1, 3, NextStep(Action.FAIL)),  # the third run was the last
+        (-9, 1, NextStep(Action.RETRY, 10.0)),  # killed (out of memory): retryable
+        (130, 1, NextStep(Action.RETRY, 10.0)),
     ],
 )
-def test_after_worker(exit_code: int, runs: int, expected: Decision) -> None:
+def test_after_worker(exit_code: int, runs: int, expected: NextStep) -> None:
     assert after_worker(exit_code, runs, max_runs=3, backoff=10.0) == expected
 
 
 def test_a_single_run_allowed_means_no_retry() -> None:
-    assert after_worker(1, 1, max_runs=1, backoff=10.0) == Decision(Action.FAIL)
+    assert after_worker(1, 1, max_runs=1, backoff=10.0) == NextStep(Action.FAIL)
 
 
 @pytest.mark.parametrize(
@@ -135,6 +136,11 @@ def test_settings_from_the_command_line() -> None:
     settings = settings_from_args(args)
     assert (settings.bucket, settings.prefix, settings.once) == ("b", "videos/", False)
     assert (settings.interval, settings.concurrency) == (2, 2)
+
+
+def test_the_command_lines_defaults_are_the_settings_defaults() -> None:
+    given = settings_from_args(build_parser().parse_args(["s3://b"]))
+    assert given == RunnerSettings(uri=given.uri, endpoint=given.endpoint)
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import json
 import signal
 
 from videopipe.layout import Folder, Layout
-from videopipe.runner.claims import Claims
 from videopipe.store import Store
+from videopipe_runner.claims import Claims
 
 from tests.runner.conftest import SENTENCES
 from tests.runner.helpers import RunnerProcess, keys, run_runner, upload, wait_for

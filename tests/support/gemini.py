@@ -1,10 +1,10 @@
 """A local HTTP server that speaks the Gemini REST protocol (generateContent).
 
-Gemini is a paid remote API that tests cannot reach: this is the one stand-in the
-project allows (DESIGN.md §6). It answers `POST /<version>/models/<model>:generateContent`
-the way Gemini does: a candidate whose text part is JSON matching the request's
-response schema. Tests queue status codes (429, 503, ...) to exercise retries, and
-read back every request it received.
+Gemini is a paid remote API that tests cannot reach: this is the one stand-in for a remote
+service the project allows (every other part is real). It answers
+`POST /<version>/models/<model>:generateContent` the way Gemini does: a candidate whose text
+part is JSON matching the request's response schema. Tests queue status codes (429, 503, ...) to
+exercise retries, and read back every request it received.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-SPEECH_RATE_WPM = 150  # FACTS.md measured tiny.en on espeak-ng speech at this rate
+SPEECH_RATE_WPM = 150  # tiny.en was measured on espeak-ng speech at this rate (test_speech)
 
 
 def run(*command: str) -> None:

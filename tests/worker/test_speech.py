@@ -2,7 +2,7 @@
 
 One run of `videopipe transcribe` on a talk made from known text, checked word by
 word with jiwer. WER threshold: tiny.en int8 measured 3-9 % on espeak-ng speech at
-150 wpm on this machine (FACTS.md: 3.4 % on 61 s; 7.6 % on the demo talk; 8.5 % on
+150 wpm on this machine (3.4 % on 61 s; 7.6 % on the demo talk; 8.5 % on
 the talk below, its errors near-homophones such as "bucket"/"market"). 15 % is about
 twice the worst measurement: a broken decode (wrong sample rate, int16 samples, a
 clipped chunk) gives far more than that; a different CPU's rounding does not.

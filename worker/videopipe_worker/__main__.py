@@ -1,7 +1,7 @@
 """`videopipe transcribe`: the worker's command line and its one exit-code policy.
 
 `main(argv) -> int` is callable from tests. It is the only place that turns errors
-into exit codes (DESIGN.md §4: 0 done, 1 retryable, 2 configuration, 3 bad input),
+into exit codes (`videopipe.report.ExitCode`: 0 done, 1 retryable, 2 configuration, 3 bad input),
 prints the reason for people, and writes the one-line JSON report that the
 operator reads from the pod's termination message.
 """
@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 
+from videopipe.reasons import Reason
 from videopipe.report import ExitCode, WorkerReport
 from videopipe.s3 import endpoint_from_env
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help is 0, a usage error 2
         code = int(exit_.code or 0)
         if code:
-            WorkerReport("failed", ExitCode.CONFIG, "Usage", "invalid command line").write()
+            WorkerReport("failed", ExitCode.CONFIG, Reason.USAGE, "invalid command line").write()
         return code
     # Our own progress at INFO; libraries (boto3, faster-whisper) only when they warn.
     logging.basicConfig(level=logging.WARNING, format="videopipe: %(message)s", stream=sys.stderr)
@@ -132,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         log.error("error: %s", err.message)
     except MemoryError:
-        report.reason, report.message = "OutOfMemory", "the worker ran out of memory"
+        report.reason, report.message = Reason.OUT_OF_MEMORY, "the worker ran out of memory"
         log.error("error: %s", report.message)
     except KeyboardInterrupt:
-        report.reason, report.message = "Interrupted", "interrupted"
+        report.reason, report.message = Reason.INTERRUPTED, "interrupted"
         log.error("interrupted")
         report.exit_code = 130
     except Exception as err:  # a bug or an unforeseen failure: retryable, with a traceback
-        report.reason, report.message = "InternalError", f"{type(err).__name__}: {err}"
+        report.reason, report.message = Reason.INTERNAL_ERROR, f"{type(err).__name__}: {err}"
         log.error("unexpected error:\n%s", traceback.format_exc())
     else:
         report = success_report(args.input, result)

@@ -1,4 +1,4 @@
-"""Errors the worker turns into exit codes (DESIGN.md §4).
+"""Errors the worker turns into exit codes (`videopipe.report.ExitCode`).
 
 Every stage raises one of these with a reason (a short CamelCase word that the
 operator puts on the VideoJob) and a message for people that says what is wrong and

@@ -1,12 +1,11 @@
 """Probe a video and decode its audio to 16 kHz mono float32, in memory.
 
-We probe because faster-whisper fails obscurely on a file with no audio stream,
-and because ffmpeg can exit 0 having decoded only part of a truncated file
-(FACTS.md): comparing the decoded length with the container's duration is the only
-reliable check. The probe and the decode run at the same time (the probe's verdict
-is checked before the audio is used). Audio is streamed from ffmpeg's stdout
-straight into a numpy array: no WAV file on disk, and a URL input is read in byte
-ranges, never piped to stdin.
+We probe because faster-whisper fails obscurely on a file with no audio stream, and because
+ffmpeg can exit 0 having decoded only part of a truncated file (docs/architecture.md, "Measured
+facts"): comparing the decoded length with the container's duration is the only reliable check.
+The probe and the decode run at the same time (the probe's verdict is checked before the audio
+is used). Audio is streamed from ffmpeg's stdout straight into a numpy array: no WAV file on
+disk, and a URL input is read in byte ranges, never piped to stdin.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 
 import ffmpeg
 import numpy as np
+from videopipe.reasons import Reason
 
 from .errors import BadInput, ConfigError, Retryable, WorkerError
 
@@ -51,7 +51,7 @@ class MediaInfo:
 def probe(source: str, name: str, size: int | None = None) -> MediaInfo:
     """Read container and stream facts; BadInput with a plain reason when unusable."""
     if size == 0:
-        raise BadInput("EmptyInput", f"{name} is empty (0 bytes): upload the video again")
+        raise BadInput(Reason.EMPTY_INPUT, f"{name} is empty (0 bytes): upload the video again")
     try:
         data = ffmpeg.probe(source, show_program_version=None, **_network_options(source))
     except ffmpeg.Error as err:
@@ -60,7 +60,7 @@ def probe(source: str, name: str, size: int | None = None) -> MediaInfo:
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if audio is None:
         raise BadInput(
-            "NoAudioStream", f"no audio stream in {name}: there is nothing to transcribe"
+            Reason.NO_AUDIO_STREAM, f"no audio stream in {name}: there is nothing to transcribe"
         )
     fmt = data.get("format", {})
     return MediaInfo(
@@ -80,7 +80,7 @@ def check_duration(info: MediaInfo, max_seconds: float) -> None:
     seconds = info.expected_audio_seconds
     if max_seconds > 0 and seconds is not None and seconds > max_seconds:
         raise BadInput(
-            "TooLong",
+            Reason.TOO_LONG,
             f"{info.name} is {seconds / 3600:.1f} h long, over the limit of "
             f"{max_seconds / 3600:.1f} h (--max-duration): split it or raise the limit",
         )
@@ -132,11 +132,11 @@ class AudioDecoder:
         expected = info.expected_audio_seconds
         if audio.size == 0:
             raise BadInput(
-                "Corrupt", f"no audio could be decoded from {info.name}: the file is corrupt"
+                Reason.CORRUPT, f"no audio could be decoded from {info.name}: the file is corrupt"
             )
         if expected and decoded < expected * MIN_DECODED_SHARE - 1.0:
             raise BadInput(
-                "Truncated",
+                Reason.TRUNCATED,
                 f"{info.name} is truncated: it says {expected:.0f} s but only {decoded:.0f} s "
                 "of audio could be decoded; upload the complete file again",
             )
@@ -153,25 +153,27 @@ def _classify(err: ffmpeg.Error, name: str, stage: str, source: str) -> WorkerEr
     detail = _last_line(text)
     lowered = text.lower()
     if re.search(r"server returned (403|401)", lowered):
-        return ConfigError("S3AccessDenied", f"access denied reading {name}: {detail}")
+        return ConfigError(Reason.S3_ACCESS_DENIED, f"access denied reading {name}: {detail}")
     if "server returned 404" in lowered:
-        return ConfigError("InputNotFound", f"{name} no longer exists in the bucket")
+        return ConfigError(Reason.INPUT_NOT_FOUND, f"{name} no longer exists in the bucket")
     if any(
         word in lowered
         for word in ("connection refused", "timed out", "connection reset", "server returned 5")
     ):
-        return Retryable("InputUnreachable", f"cannot {stage} {name} over the network: {detail}")
+        return Retryable(
+            Reason.INPUT_UNREACHABLE, f"cannot {stage} {name} over the network: {detail}"
+        )
     if "moov atom not found" in lowered and _starts_like_mp4(source):
         return BadInput(
-            "Truncated",
+            Reason.TRUNCATED,
             f"{name} is truncated or still uploading (moov atom not found): upload it again",
         )
     if any(
         phrase in lowered
         for phrase in ("invalid data found", "could not find codec", "moov atom not found")
     ):
-        return BadInput("NotMedia", f"{name} is not a video or audio file ffmpeg can read")
-    return BadInput("Corrupt", f"cannot {stage} {name}: {detail or 'ffmpeg failed'}")
+        return BadInput(Reason.NOT_MEDIA, f"{name} is not a video or audio file ffmpeg can read")
+    return BadInput(Reason.CORRUPT, f"cannot {stage} {name}: {detail or 'ffmpeg failed'}")
 
 
 def _starts_like_mp4(source: str) -> bool:

@@ -1,9 +1,9 @@
 """Where a video comes from and where its results go: a local path or S3.
 
-For S3 input we hand ffmpeg a presigned URL rather than downloading the object, so
-a multi-GB video is read in byte ranges and never lands on disk (measured: faster
-than download-then-extract, see FACTS.md). A store that refuses range requests gets
-a plain download into `$TMPDIR` instead, because ffmpeg must seek in an mp4 whose
+For S3 input we hand ffmpeg a presigned URL rather than downloading the object, so a multi-GB
+video is read in byte ranges and never lands on disk (measured: faster than
+download-then-extract; docs/architecture.md, "Measured facts"). A store that refuses range
+requests gets a plain download into `$TMPDIR` instead, because ffmpeg must seek in an mp4 whose
 index sits at the end. Results are written one object per file.
 """
 
@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from videopipe.localstore import file_etag
+from videopipe.reasons import Reason
 from videopipe.s3 import S3Uri, is_s3_uri, make_client
+from videopipe.s3errors import classify, error_code
 
 from .errors import ConfigError, Retryable, WorkerError
 
@@ -66,8 +69,10 @@ def open_input(uri: str, s3: S3Settings) -> Iterator[InputObject]:
     if not is_s3_uri(uri):
         path = Path(uri)
         if not path.is_file():
-            raise ConfigError("InputNotFound", f"input file not found: {uri}")
-        yield InputObject(uri, path.name, str(path), size=path.stat().st_size)
+            raise ConfigError(Reason.INPUT_NOT_FOUND, f"input file not found: {uri}")
+        stat = path.stat()
+        # The ETag `videopipe run` over a local folder knows the file by (its manifest check).
+        yield InputObject(uri, path.name, str(path), size=stat.st_size, etag=file_etag(stat))
         return
     location = S3Uri.parse(uri)
     client = s3.client
@@ -129,7 +134,9 @@ class Output:
             try:
                 Path(uri).mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise ConfigError("OutputNotWritable", f"cannot create {uri}: {err}") from err
+                raise ConfigError(
+                    Reason.OUTPUT_NOT_WRITABLE, f"cannot create {uri}: {err}"
+                ) from err
 
     def write(self, name: str, data: bytes) -> str:
         """Write one file and return its URI."""
@@ -140,7 +147,9 @@ class Output:
                 tmp.write_bytes(data)
                 tmp.replace(path)  # readers never see half a file
             except OSError as err:
-                raise ConfigError("OutputNotWritable", f"cannot write {path}: {err}") from err
+                raise ConfigError(
+                    Reason.OUTPUT_NOT_WRITABLE, f"cannot write {path}: {err}"
+                ) from err
             return str(path)
         target = self._s3_location.join(name)
         content_type = CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
@@ -158,39 +167,40 @@ def _s3_call(call: Any, uri: str) -> Any:
     """Run one S3 request, turning botocore's errors into worker errors with advice."""
     try:
         return call()
-    except ClientError as err:
-        raise _classify_client_error(err, uri) from err
-    except EndpointConnectionError as err:
-        raise Retryable(
-            "S3Unreachable",
-            f"cannot reach the S3 endpoint for {uri}: {err}. "
-            "Check --endpoint-url / AWS_ENDPOINT_URL and the network.",
-        ) from err
-    except BotoCoreError as err:
-        if "credentials" in str(err).lower():
-            raise ConfigError(
-                "S3CredentialsMissing",
-                f"no S3 credentials for {uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "or use workload identity",
-            ) from err
-        raise Retryable("S3Error", f"S3 request for {uri} failed: {err}") from err
+    except (ClientError, BotoCoreError) as err:
+        raise _worker_error(err, uri) from err
 
 
-def _classify_client_error(err: ClientError, uri: str) -> WorkerError:
-    code = str(err.response.get("Error", {}).get("Code", ""))
-    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in {"NoSuchKey", "404", "NotFound"}:
-        return ConfigError("InputNotFound", f"no such object: {uri}")
-    if code == "NoSuchBucket":
-        return ConfigError("BucketNotFound", f"bucket does not exist: {uri}")
-    if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+def _worker_error(err: ClientError | BotoCoreError, uri: str) -> WorkerError:
+    """The shared classifier's reason (`videopipe.s3errors`), as the worker's exit class."""
+    reason = classify(err)
+    code = error_code(err) if isinstance(err, ClientError) else ""
+    if reason is Reason.OBJECT_NOT_FOUND:
+        return ConfigError(Reason.INPUT_NOT_FOUND, f"no such object: {uri}")
+    if reason is Reason.BUCKET_NOT_FOUND:
+        return ConfigError(Reason.BUCKET_NOT_FOUND, f"bucket does not exist: {uri}")
+    if isinstance(err, NoCredentialsError) or (
+        isinstance(err, BotoCoreError) and "credentials" in str(err).lower()
+    ):
         return ConfigError(
-            "S3AccessDenied",
+            Reason.S3_CREDENTIALS_MISSING,
+            f"no S3 credentials for {uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "or use workload identity",
+        )
+    if reason is Reason.ACCESS_DENIED:
+        return ConfigError(
+            Reason.S3_ACCESS_DENIED,
             f"access denied to {uri} ({code}): check the credentials and the bucket policy",
         )
-    if status >= 500 or code in {"SlowDown", "RequestTimeout", "InternalError"}:
-        return Retryable("S3Error", f"S3 is failing for {uri}: {code}")
-    return Retryable("S3Error", f"S3 request for {uri} failed: {code} {err}")
+    if reason is Reason.ENDPOINT_UNREACHABLE:
+        return Retryable(
+            Reason.S3_UNREACHABLE,
+            f"cannot reach the S3 endpoint for {uri}: {err}. "
+            "Check --endpoint-url / AWS_ENDPOINT_URL and the network.",
+        )
+    if reason in (Reason.THROTTLED, Reason.UNAVAILABLE):
+        return Retryable(Reason.S3_ERROR, f"S3 is failing for {uri}: {code}")
+    return Retryable(Reason.S3_ERROR, f"S3 request for {uri} failed: {code or err}")
 
 
 __all__ = ["InputObject", "Output", "S3Settings", "accepts_ranges", "open_input"]

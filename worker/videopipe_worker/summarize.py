@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from videopipe.reasons import Reason
+
 from .errors import ConfigError, Retryable
 from .transcribe import Transcript
 
@@ -89,15 +91,17 @@ def summarize(
             raise _client_error(err, model) from err
         except errors.ServerError as err:
             raise Retryable(
-                "GeminiUnavailable", f"Gemini failed after {attempts} attempts: {err}"
+                Reason.GEMINI_UNAVAILABLE, f"Gemini failed after {attempts} attempts: {err}"
             ) from err
         except Exception as err:  # transport: timeouts, refused connections (httpx)
-            raise Retryable("GeminiUnreachable", f"cannot reach Gemini: {err!r}") from err
+            raise Retryable(Reason.GEMINI_UNREACHABLE, f"cannot reach Gemini: {err!r}") from err
         parsed = response.parsed
         if isinstance(parsed, VideoSummary):
             return _clean(parsed, transcript.duration, model)
         log.warning("Gemini's answer did not match the summary schema; asking again")
-    raise Retryable("GeminiBadResponse", "Gemini kept answering in a shape that is not a summary")
+    raise Retryable(
+        Reason.GEMINI_BAD_RESPONSE, "Gemini kept answering in a shape that is not a summary"
+    )
 
 
 def _clean(summary: VideoSummary, duration: float, model: str) -> dict[str, Any]:
@@ -125,17 +129,17 @@ def _client_error(err: Any, model: str) -> Exception:
     code = getattr(err, "code", 0)
     if code == 429:
         return Retryable(
-            "GeminiRateLimited", f"Gemini rate limit still exceeded after retries: {err}"
+            Reason.GEMINI_RATE_LIMITED, f"Gemini rate limit still exceeded after retries: {err}"
         )
     if code in (401, 403) or "api key" in str(err).lower():
         return ConfigError(
-            "GeminiAuth", f"Gemini refused the API key ({code}): check GEMINI_API_KEY"
+            Reason.GEMINI_AUTH, f"Gemini refused the API key ({code}): check GEMINI_API_KEY"
         )
     if code == 404:
         return ConfigError(
-            "GeminiModelNotFound", f"no Gemini model {model!r}: check --gemini-model"
+            Reason.GEMINI_MODEL_NOT_FOUND, f"no Gemini model {model!r}: check --gemini-model"
         )
-    return ConfigError("GeminiRejected", f"Gemini rejected the request ({code}): {err}")
+    return ConfigError(Reason.GEMINI_REJECTED, f"Gemini rejected the request ({code}): {err}")
 
 
 __all__ = ["DEFAULT_GEMINI_MODEL", "api_key_from_env", "summarize"]

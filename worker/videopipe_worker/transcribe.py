@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from videopipe.reasons import Reason
 
 from .errors import ConfigError, Retryable
 
@@ -97,12 +98,12 @@ def choose_device(requested: str, cuda_devices: int) -> str:
         return "cuda" if cuda_devices > 0 else "cpu"
     if requested == "cuda" and cuda_devices == 0:
         raise ConfigError(
-            "NoGpu",
+            Reason.NO_GPU,
             "--device cuda but no CUDA device is visible: check the pod's nvidia.com/gpu "
             "request and the node's driver, or use --device auto",
         )
     if requested not in {"cpu", "cuda"}:
-        raise ConfigError("BadDevice", f"unknown device {requested!r}: use auto, cpu or cuda")
+        raise ConfigError(Reason.BAD_DEVICE, f"unknown device {requested!r}: use auto, cpu or cuda")
     return requested
 
 
@@ -111,7 +112,7 @@ def choose_compute_type(device: str, requested: str, supported: set[str]) -> str
     if requested not in {"auto", "default"}:
         if requested not in supported:
             raise ConfigError(
-                "BadComputeType",
+                Reason.BAD_COMPUTE_TYPE,
                 f"compute type {requested!r} is not supported on {device} "
                 f"(supported: {', '.join(sorted(supported))})",
             )
@@ -249,7 +250,9 @@ class Transcriber:
                     progress(raw.end)
         except RuntimeError as err:
             if "out of memory" in str(err).lower():
-                raise Retryable("OutOfMemory", f"the model ran out of memory: {err}") from err
+                raise Retryable(
+                    Reason.OUT_OF_MEMORY, f"the model ran out of memory: {err}"
+                ) from err
             raise
         return Transcript(
             language=info.language,
@@ -286,7 +289,7 @@ def _segment(raw: Any, index: int) -> Segment:
 
 def _model_error(name: str, err: Exception) -> ConfigError:
     return ConfigError(
-        "ModelUnavailable",
+        Reason.MODEL_UNAVAILABLE,
         f"cannot load Whisper model {name!r}: {err}. Pass --model with a CTranslate2 model "
         "folder, or a model name that can be downloaded from here",
     )

@@ -13,8 +13,8 @@ from videopipe.s3 import S3Uri
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    # uri: the bucket and optional root prefix, `s3://bucket[/prefix]`.
-    uri: S3Uri
+    # uri: the bucket and optional root prefix, `s3://bucket[/prefix]`, or a local folder.
+    uri: S3Uri | Path
     # endpoint: S3-compatible endpoint; None: boto3's (AWS_ENDPOINT_URL, else AWS).
     endpoint: str | None = None
     # region: None: AWS_REGION, else us-east-1.
@@ -39,12 +39,17 @@ class RunnerSettings:
     report: Path | None = None
 
     @property
+    def local(self) -> bool:
+        """A folder on this machine rather than a bucket."""
+        return isinstance(self.uri, Path)
+
+    @property
     def bucket(self) -> str:
-        return self.uri.bucket
+        return self.uri.bucket if isinstance(self.uri, S3Uri) else ""
 
     @property
     def prefix(self) -> str:
-        return self.uri.key
+        return self.uri.key if isinstance(self.uri, S3Uri) else ""
 
 
 __all__ = ["RunnerSettings"]

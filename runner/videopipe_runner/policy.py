@@ -1,9 +1,9 @@
 """The runner's pure decisions: retries, lease expiry, store support, the run's exit code.
 
-Everything here takes plain values and returns a plain answer, with no S3, clock or process
-in sight, so each rule is tested with a table (`tests/runner/test_policy.py`) and the I/O
-modules stay thin. The rules follow the worker's exit-code contract (DESIGN.md §4): `0` done,
-`2` configuration and `3` bad input fail at once (no retry can fix them), anything else is
+Everything here takes plain values and returns a plain answer, with no S3, clock or process in
+sight, so each rule is tested with a table (`tests/runner/test_policy.py`) and the I/O modules
+stay thin. The rules follow the worker's exit-code contract (`videopipe.report.ExitCode`): `0`
+done, `2` configuration and `3` bad input fail at once (no retry can fix them), anything else is
 retried in place with exponential backoff up to a bounded number of worker runs.
 """
 
@@ -27,20 +27,20 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class NextStep:
     action: Action
     delay: float = 0.0
 
 
-def after_worker(exit_code: int, runs: int, max_runs: int, backoff: float) -> Decision:
+def after_worker(exit_code: int, runs: int, max_runs: int, backoff: float) -> NextStep:
     """What to do after the worker's `runs`-th run of this claim ended with `exit_code`."""
     if exit_code == ExitCode.OK:
-        return Decision(Action.COMPLETE)
+        return NextStep(Action.COMPLETE)
     if exit_code in (ExitCode.CONFIG, ExitCode.BAD_INPUT):
-        return Decision(Action.FAIL)
+        return NextStep(Action.FAIL)
     if runs >= max_runs:
-        return Decision(Action.FAIL)
-    return Decision(Action.RETRY, backoff_delay(runs, backoff))
+        return NextStep(Action.FAIL)
+    return NextStep(Action.RETRY, backoff_delay(runs, backoff))
 
 
 def backoff_delay(runs: int, base: float, cap: float = MAX_BACKOFF_SECONDS) -> float:
@@ -111,7 +111,7 @@ def run_exit_code(outcomes: Iterable[Outcome], *, once: bool, interrupted: bool)
 
 __all__ = [
     "Action",
-    "Decision",
+    "NextStep",
     "Outcome",
     "RunExit",
     "Support",

@@ -22,17 +22,22 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 
 from videopipe.layout import Folder, Layout
-from videopipe.runner import policy
-from videopipe.runner.claims import Claims, LeaseLost
-from videopipe.runner.policy import Outcome, Support
-from videopipe.runner.settings import RunnerSettings
-from videopipe.runner.shutdown import Shutdown
-from videopipe.runner.status import VideoStatus
-from videopipe.runner.video import Context, Trip
+from videopipe.localstore import LocalStore
+from videopipe.reasons import Reason
 from videopipe.s3 import make_client
 from videopipe.store import Store, StoreError
+
+from videopipe_runner import policy
+from videopipe_runner.claims import Claims, LeaseLost
+from videopipe_runner.folderclaims import FolderClaims
+from videopipe_runner.policy import Outcome, Support
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.shutdown import Shutdown
+from videopipe_runner.status import VideoStatus
+from videopipe_runner.video import Trip, TripContext
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +52,24 @@ UNSAFE_STORE_WARNING = (
 )
 
 
-def open_store(settings: RunnerSettings) -> Store:
-    """The bucket, checked: raises StoreError if it is absent, denied or unreachable."""
-    client = make_client(settings.endpoint, settings.region)
-    store = Store(client, settings.bucket, Layout(settings.prefix))
+def open_store(settings: RunnerSettings) -> Store | LocalStore:
+    """The bucket or folder, checked: raises StoreError if it is absent, denied or unreachable."""
+    store: Store | LocalStore
+    if isinstance(settings.uri, Path):
+        store = LocalStore(settings.uri)
+    else:
+        client = make_client(settings.endpoint, settings.region)
+        store = Store(client, settings.bucket, Layout(settings.prefix))
     store.check_bucket()
     return store
 
 
-def open_claims(store: Store, settings: RunnerSettings) -> tuple[Claims, Support]:
+def open_claims(
+    store: Store | LocalStore, settings: RunnerSettings
+) -> tuple[Claims | FolderClaims, Support]:
     """Claims on this store, after probing whether its locks can be exclusive."""
+    if isinstance(store, LocalStore):
+        return FolderClaims(store.root, lease_seconds=settings.lease), Support.HONOURED
     claims = Claims(store, lease_seconds=settings.lease)
     support = claims.probe()
     if support is not Support.HONOURED:
@@ -69,9 +82,9 @@ class Runner:
     def __init__(
         self,
         settings: RunnerSettings,
-        store: Store,
-        claims: Claims,
-        ctx: Context,
+        store: Store | LocalStore,
+        claims: Claims | FolderClaims,
+        ctx: TripContext,
         shutdown: Shutdown,
     ) -> None:
         self.settings, self.store, self.claims = settings, store, claims
@@ -171,7 +184,7 @@ class Runner:
             if status is None:
                 continue  # gone before we got to it (another runner finished it)
             self.finished.append(status)
-            if status.outcome is Outcome.SKIPPED and status.reason == "KeyTooLong":
+            if status.outcome is Outcome.SKIPPED and status.reason == Reason.KEY_TOO_LONG:
                 self._taken.add(path)  # nothing will change that: do not try every poll
 
     def _drain(self) -> None:

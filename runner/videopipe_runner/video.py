@@ -15,8 +15,8 @@ The order is what makes crashes harmless:
    (it stalled longer than the lease) touches nothing.
 
 A video found in `processing/` with no live lock was left by a crashed runner: it is resumed in
-place. If its results are complete and were made from this very object (the manifest's input
-ETag), only the final move was missing; otherwise the worker runs again. At shutdown a video is
+place. If its results are complete and were made from this very upload (`settle.results_of`), only
+the final move was missing; otherwise the worker runs again. At shutdown a video is
 given back to `pending/` unless a new upload already waits there under the same name; then it
 stays in `processing/` (lock released) and the next runner resumes it.
 """
@@ -30,15 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from videopipe import settle
 from videopipe.layout import Folder
-from videopipe.runner import policy
-from videopipe.runner.claims import Claims, Lease, LeaseLost
-from videopipe.runner.policy import Action, Outcome
-from videopipe.runner.settings import RunnerSettings
-from videopipe.runner.shutdown import Shutdown
-from videopipe.runner.status import Step, VideoStatus
-from videopipe.runner.worker import WorkerProcess, WorkerResult, worker_argv
-from videopipe.store import MoveResult, ObjectInfo, Store, StoreError, error_report
+from videopipe.localstore import LocalStore
+from videopipe.reasons import Reason
+from videopipe.store import MoveResult, ObjectInfo, Store, StoreError
+
+from videopipe_runner import policy
+from videopipe_runner.claims import Claims, Lease, LeaseLost
+from videopipe_runner.folderclaims import FolderClaims
+from videopipe_runner.policy import Action, Outcome
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.shutdown import Shutdown
+from videopipe_runner.status import Step, VideoStatus
+from videopipe_runner.worker import WorkerProcess, WorkerResult, worker_argv
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +52,11 @@ LOG_TAIL_CHARS = 2000  # of a crashed worker's log, kept in error.json
 
 
 @dataclass
-class Context:
+class TripContext:
     """What every trip shares."""
 
-    store: Store
-    claims: Claims
+    store: Store | LocalStore  # a bucket, or a folder on this machine
+    claims: Claims | FolderClaims
     settings: RunnerSettings
     shutdown: Shutdown
     workdir: Path
@@ -59,7 +64,7 @@ class Context:
 
 
 class Trip:
-    def __init__(self, ctx: Context, lease: Lease, origin: Folder) -> None:
+    def __init__(self, ctx: TripContext, lease: Lease, origin: Folder) -> None:
         self.ctx, self.lease, self.origin = ctx, lease, origin
         self.path = lease.path
         self.status = VideoStatus(self.path, resumed=origin is Folder.PROCESSING)
@@ -77,7 +82,7 @@ class Trip:
         except LeaseLost:
             return self._end(
                 Outcome.SKIPPED,
-                "LeaseLost",
+                Reason.LEASE_LOST,
                 "another runner took the lock over (this one did not renew it in time); "
                 "the video is left to that runner",
             )
@@ -86,7 +91,7 @@ class Trip:
             return self._end(Outcome.ERROR, str(e.reason), f"{e.operation}: {e.message}")
         except Exception as e:  # a bug: report it on this video, keep the runner going
             log.exception("%s: unexpected error", self.path)
-            return self._end(Outcome.ERROR, "InternalError", f"{type(e).__name__}: {e}")
+            return self._end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(e).__name__}: {e}")
         finally:
             try:
                 self.ctx.claims.release(self.lease)
@@ -100,7 +105,7 @@ class Trip:
             return None
         if self.status.outcome is not None:
             return self.status
-        if self.origin is Folder.PROCESSING and self._results_of(obj):
+        if self.origin is Folder.PROCESSING and self._results_of():
             return self._finish(Action.COMPLETE, None)
         while True:
             if self.ctx.shutdown.stopping.is_set():
@@ -142,20 +147,16 @@ class Trip:
             obj = self.store.head(self.store.layout.key(Folder.PROCESSING, self.path))
             if obj is None:
                 return None
-            self.identity, self.status.attempt = obj.identity, obj.attempts + 1
+            self.identity, self.status.attempt = obj.identity, settle.next_attempt(obj)
             log.info("%s: resuming a video left in processing/ by a stopped runner", self.path)
             return obj
         listed = self.store.head(self.store.layout.key(Folder.PENDING, self.path))
         if listed is None:
             return None
         if not self.store.fits(self.path):
-            self._end(
-                Outcome.SKIPPED,
-                "KeyTooLong",
-                "the results' keys would pass S3's 1,024-byte limit; shorten the name",
-            )
+            self._end(Outcome.SKIPPED, Reason.KEY_TOO_LONG, settle.KEY_TOO_LONG_MESSAGE)
             return listed
-        self.identity, self.status.attempt = listed.identity, listed.attempts + 1
+        self.identity, self.status.attempt = listed.identity, settle.next_attempt(listed)
         self._set(Step.MOVING)
         moved = self.store.move(
             self.path,
@@ -169,15 +170,17 @@ class Trip:
             return None
         return self.store.head(self.store.layout.key(Folder.PROCESSING, self.path))
 
-    def _results_of(self, obj: ObjectInfo) -> bool:
-        """True if results/<path>/ is complete and was made from this object."""
-        manifest = self.store.results_manifest(self.path)
-        made_from = (manifest or {}).get("input", {}).get("etag")
-        if made_from is None or made_from != obj.etag:
+    def _results_of(self) -> bool:
+        """True if results/<path>/ is complete and was made from this upload."""
+        manifest = settle.results_of(self.store, self._claim())
+        if manifest is None:
             return False
-        self.status.audio_seconds = (manifest or {}).get("transcript", {}).get("audio_seconds")
+        self.status.audio_seconds = manifest.get("transcript", {}).get("audio_seconds")
         log.info("%s: its results are complete; only the final move was missing", self.path)
         return True
+
+    def _claim(self) -> settle.Claim:
+        return settle.Claim(self.path, self.identity, self.status.attempt)
 
     def _run_worker(self, obj: ObjectInfo) -> WorkerResult | None:
         """One worker run; None if it was stopped (shutdown, or the lease was lost)."""
@@ -185,8 +188,8 @@ class Trip:
         self.runs += 1
         self.status.worker_runs = self.runs
         argv = worker_argv(
-            f"s3://{settings.bucket}/{obj.key}",
-            f"s3://{settings.bucket}/{layout.results_prefix(self.path)}",
+            self.store.location(obj.key),
+            self.store.location(layout.results_prefix(self.path)),
             endpoint=settings.endpoint,
             region=settings.region,
             options=settings.worker_options,
@@ -212,46 +215,24 @@ class Trip:
     def _finish(self, action: Action, result: WorkerResult | None) -> VideoStatus:
         self.ctx.claims.renew(self.lease)  # the lease must be ours for the final move
         self._set(Step.FINISHING)
-        layout, attempt = self.store.layout, self.status.attempt
-        if action is Action.COMPLETE:
-            if self._move(Folder.COMPLETED) is MoveResult.MISSING:
-                return self._vanished()
-            self._discard_other(Folder.FAILED)
-            self.store.delete_error(self.path)
-            return self._end(Outcome.COMPLETED, "Resumed" if result is None else "")
-        assert result is not None
-        if self._move(Folder.FAILED) is MoveResult.MISSING:
+        succeeded = action is Action.COMPLETE
+        assert succeeded or result is not None
+        moved = settle.finish(
+            self.store,
+            self._claim(),
+            succeeded=succeeded,
+            reason=result.reason if result else "",
+            message=result.message if result else "",
+            exit_code=result.exit_code if result else None,
+            worker=self._worker_fields(result) if result else None,
+            source=str(self.ctx.settings.uri),
+        )
+        if moved is MoveResult.MISSING:
             return self._vanished()
-        self._discard_other(Folder.COMPLETED)
-        self.store.write_error(
-            self.path,
-            error_report(
-                path=self.path,
-                reason=result.reason,
-                message=result.message,
-                attempt=attempt,
-                exit_code=result.exit_code,
-                source=f"s3://{self.ctx.settings.bucket}/{layout.prefix}",
-                worker=self._worker_fields(result),
-            ),
-        )
+        if succeeded:
+            return self._end(Outcome.COMPLETED, Reason.RESUMED if result is None else "")
+        assert result is not None
         return self._end(Outcome.FAILED, result.reason, result.message)
-
-    def _move(self, dst: Folder) -> MoveResult:
-        return self.store.move(
-            self.path,
-            Folder.PROCESSING,
-            dst,
-            identity=self.identity,
-            attempts=self.status.attempt,
-        )
-
-    def _discard_other(self, folder: Folder) -> None:
-        """A video ends in one final folder: drop our copy from the other one (an old outcome)."""
-        key = self.store.layout.key(folder, self.path)
-        other = self.store.head(key)
-        if other is not None and other.identity == self.identity:
-            self.store.delete(key)
 
     def _give_back(self, attempts: int) -> VideoStatus:
         """Shutdown: back to pending/, not counting a run that was cut short."""
@@ -260,7 +241,7 @@ class Trip:
         if waiting is not None and waiting.identity != self.identity:
             return self._end(
                 Outcome.RETURNED,
-                "NewUploadWaiting",
+                Reason.NEW_UPLOAD_WAITING,
                 "a new upload waits in pending/ under this name; this video stays in "
                 "processing/ and the next run resumes it",
             )
@@ -271,38 +252,28 @@ class Trip:
             identity=self.identity,
             attempts=max(attempts, 0),
         )
-        return self._end(Outcome.RETURNED, "Shutdown", "stopped before it finished; in pending/")
+        return self._end(
+            Outcome.RETURNED, Reason.SHUTDOWN, "stopped before it finished; in pending/"
+        )
 
     def _vanished(self) -> VideoStatus:
         return self._end(
             Outcome.ERROR,
-            "VideoVanished",
+            Reason.VIDEO_VANISHED,
             "the video disappeared from processing/ while it was being worked on",
         )
 
     # -- status --
 
-    def _worker_fields(self, result: WorkerResult) -> dict[str, Any]:
-        report = result.report
-        fields: dict[str, Any] = {
-            "runner": self.ctx.claims.owner,
-            "runs": self.runs,
-            "exitCode": result.exit_code,
-            "seconds": result.seconds,
-        }
-        if report is not None:
-            fields.update(
-                {
-                    "reason": report.reason,
-                    "audioSeconds": report.audio_seconds,
-                    "model": report.model,
-                    "device": report.device,
-                    "timings": report.timings or None,
-                }
-            )
-        else:
-            fields["logTail"] = result.log_tail[-LOG_TAIL_CHARS:]
-        return {k: v for k, v in fields.items() if v not in (None, "")}
+    def _worker_fields(self, result: WorkerResult) -> dict[str, Any] | None:
+        return settle.worker_fields(
+            result.report,
+            runner=self.ctx.claims.owner,
+            runs=self.runs,
+            exitCode=result.exit_code,
+            seconds=result.seconds,
+            logTail=None if result.report is not None else result.log_tail[-LOG_TAIL_CHARS:],
+        )
 
     def _set(self, step: Step, detail: str = "") -> None:
         self.status.step, self.status.detail = step, detail
@@ -317,4 +288,4 @@ class Trip:
         self.ctx.publish(self.status)
 
 
-__all__ = ["Context", "Trip"]
+__all__ = ["Trip", "TripContext"]

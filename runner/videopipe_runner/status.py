@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from videopipe.runner.policy import Outcome
+from videopipe_runner.policy import Outcome
 
 
 class Step(StrEnum):

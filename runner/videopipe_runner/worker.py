@@ -3,7 +3,7 @@
 A subprocess per video, not a function call: a crash, a hung decoder or a memory leak in one
 video ends with that process and cannot take the runner (or the other videos) down, and the
 runner learns the outcome the same way the operator does, from the exit code and the one-line
-JSON report in `$VIDEOPIPE_TERMINATION_LOG` (DESIGN.md §4).
+JSON report in `$VIDEOPIPE_TERMINATION_LOG` (`videopipe.report`).
 
 The child gets its own session, so a Ctrl-C at the terminal reaches only the runner, which then
 decides whether the video in flight may finish (`--grace`). Its stdout and stderr go to a log
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from videopipe import settle
 from videopipe.report import TERMINATION_LOG_ENV, WorkerReport
 
 TAIL_BYTES = 4096
@@ -54,22 +55,11 @@ class WorkerResult:
 
     @property
     def reason(self) -> str:
-        if self.report is not None and self.report.reason:
-            return self.report.reason
-        if self.exit_code < 0:
-            return "WorkerKilled"
-        return "WorkerSucceeded" if self.exit_code == 0 else "WorkerCrashed"
+        return settle.failure_reason(self.report, self.exit_code)
 
     @property
     def message(self) -> str:
-        if self.report is not None and self.report.message:
-            return self.report.message
-        if self.exit_code < 0:
-            name = signal.Signals(-self.exit_code).name
-            return f"the worker was killed by {name} (out of memory?); see the log tail"
-        if self.exit_code:
-            return f"the worker exited {self.exit_code} without a report; see the log tail"
-        return ""
+        return settle.failure_message(self.report, self.exit_code)
 
 
 class WorkerProcess:

@@ -1,10 +1,11 @@
 """Exclusive claims on videos: one lock object per video, held under a renewable lease.
 
-Copy-then-delete is not a claim: several runners copying `pending/x` at once all "win"
-(FACTS.md). A PUT with `If-None-Match: *` is: of any number of racers exactly one gets 200,
-the rest 412. So a runner claims `<path>` by creating `<prefix>.videopipe/locks/<path>`
-that way *before* it moves the video, and deletes the lock only *after* the video reached its
-final folder (or went back to `pending/`). While it holds the lock nobody else moves that path.
+Copy-then-delete is not a claim: several runners copying `pending/x` at once all "win" (S3 lets
+every copy succeed; docs/architecture.md, "Measured facts"). A PUT with `If-None-Match: *` is:
+of any number of racers exactly one gets 200, the rest 412. So a runner claims `<path>` by
+creating `<prefix>.videopipe/locks/<path>` that way *before* it moves the video, and deletes the
+lock only *after* the video reached its final folder (or went back to `pending/`). While it
+holds the lock nobody else moves that path.
 
 The lock is a lease, so that a crashed runner's videos are not stuck forever:
 
@@ -41,9 +42,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from videopipe.s3errors import classify
+from videopipe.s3errors import status as _status
+from videopipe.store import Store, StoreError
 
-from videopipe.runner import policy
-from videopipe.store import Store, StoreError, classify
+from videopipe_runner import policy
 
 log = logging.getLogger(__name__)
 
@@ -316,10 +319,6 @@ class Claims:
         except BotoCoreError as e:
             raise StoreError(classify(e), "PutObject", str(e)) from e
         return str(resp.get("ETag", ""))
-
-
-def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

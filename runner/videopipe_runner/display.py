@@ -23,10 +23,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from videopipe.runner.policy import Outcome
-from videopipe.runner.status import Step, VideoStatus
+from videopipe_runner.policy import Outcome
+from videopipe_runner.status import Step, VideoStatus
 
-log = logging.getLogger("videopipe.runner")
+log = logging.getLogger("videopipe_runner")
 
 QUIET_STEPS = frozenset({Step.CLAIMED, Step.MOVING, Step.FINISHING, Step.GONE})
 MAX_FINISHED_ROWS = 20  # a long watch keeps only the latest finished videos on screen

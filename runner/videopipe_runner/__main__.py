@@ -19,22 +19,26 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from videopipe.reasons import Reason
+from videopipe.s3 import S3Uri, endpoint_from_env, is_s3_uri
+from videopipe.store import StoreError
 
-from videopipe.runner.display import Display, LiveDisplay, LogDisplay, print_summary
-from videopipe.runner.policy import RunExit, Support
-from videopipe.runner.runner import Runner, exit_code, open_claims, open_store
-from videopipe.runner.settings import RunnerSettings
-from videopipe.runner.shutdown import Shutdown
-from videopipe.runner.status import VideoStatus
-from videopipe.runner.video import Context
-from videopipe.s3 import S3Uri, endpoint_from_env
-from videopipe.store import StoreError, StoreErrorReason
+from videopipe_runner.display import Display, LiveDisplay, LogDisplay, print_summary
+from videopipe_runner.policy import RunExit, Support
+from videopipe_runner.runner import Runner, exit_code, open_claims, open_store
+from videopipe_runner.settings import RunnerSettings
+from videopipe_runner.shutdown import Shutdown
+from videopipe_runner.status import VideoStatus
+from videopipe_runner.video import TripContext
 
-log = logging.getLogger("videopipe.runner")
+log = logging.getLogger("videopipe_runner")
+# The command line's defaults are RunnerSettings' own: one source for each.
+DEFAULTS = {f.name: f.default for f in fields(RunnerSettings) if f.default is not MISSING}
 
 # Worker options forwarded as given: (flag, argparse keyword arguments).
 WORKER_OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
@@ -54,17 +58,21 @@ WORKER_OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videopipe run",
-        description="Process the videos in an S3 bucket's pending/ folder on this machine: "
-        "claim each one, run the worker on it, and move it to completed/ or failed/, "
-        "exactly as the Kubernetes operator does.",
+        description="Process the videos in an S3 bucket's pending/ folder, or a local folder's, "
+        "on this machine: claim each one, run the worker on it, and move it to completed/ or "
+        "failed/, exactly as the Kubernetes operator does.",
     )
-    parser.add_argument("uri", metavar="s3://BUCKET[/PREFIX]")
+    parser.add_argument(
+        "uri",
+        metavar="s3://BUCKET[/PREFIX] | FOLDER",
+        help="a bucket, or a local folder with pending/ (the other folders are created)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once",
         dest="once",
         action="store_true",
-        default=True,
+        default=DEFAULTS["once"],
         help="process what is in pending/, print a summary and exit (the default)",
     )
     mode.add_argument(
@@ -76,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval",
         type=float,
-        default=10.0,
+        default=DEFAULTS["interval"],
         metavar="SECONDS",
         help="seconds between polls with --watch (default: %(default)s)",
     )
@@ -84,21 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         "-j",
         "--concurrency",
         type=int,
-        default=1,
+        default=DEFAULTS["concurrency"],
         metavar="N",
         help="workers at once (default: %(default)s)",
     )
     parser.add_argument(
         "--grace",
         type=float,
-        default=60.0,
+        default=DEFAULTS["grace"],
         metavar="SECONDS",
         help="seconds videos in flight may finish after SIGTERM/SIGINT (default: %(default)s)",
     )
     parser.add_argument(
         "--lease",
         type=float,
-        default=60.0,
+        default=DEFAULTS["lease"],
         metavar="SECONDS",
         help="seconds a claim lasts without renewal; a crashed runner's videos are taken over "
         "after it (default: %(default)s)",
@@ -106,14 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-attempts",
         type=int,
-        default=3,
+        default=DEFAULTS["max_attempts"],
         metavar="N",
         help="worker runs per video for retryable failures (default: %(default)s)",
     )
     parser.add_argument(
         "--backoff",
         type=float,
-        default=10.0,
+        default=DEFAULTS["backoff"],
         metavar="SECONDS",
         help="seconds before the first retry, doubled for each next (default: %(default)s)",
     )
@@ -163,8 +171,18 @@ def worker_options(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(options)
 
 
+def location(text: str) -> S3Uri | Path:
+    """`s3://bucket[/prefix]`, or an existing local folder; ValueError otherwise."""
+    if is_s3_uri(text):
+        return S3Uri.parse(text)
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"not an S3 URI (s3://bucket[/prefix]) nor a folder: {text!r}")
+    return folder.resolve()
+
+
 def settings_from_args(args: argparse.Namespace) -> RunnerSettings:
-    uri = S3Uri.parse(args.uri)
+    uri = location(args.uri)
     for name in ("concurrency", "max_attempts"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
@@ -202,7 +220,8 @@ def setup_logging(console: Console, live: bool, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("videopipe").setLevel(level)
+    for name in ("videopipe", "videopipe_runner"):
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     live = err.is_terminal and not args.plain
     setup_logging(err, live, args.quiet)
     if importlib.util.find_spec("videopipe_worker") is None or not _worker_deps():
-        log.error("videopipe run needs the worker: pip install 'videopipe[worker]'")
+        log.error("videopipe run needs the worker: pip install 'videopipe[runner]'")
         return RunExit.CONFIG
     shutdown = Shutdown()
     shutdown.install()  # from here on a signal is a clean stop, never a traceback
@@ -228,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(settings)
         claims, support = open_claims(store, settings)
     except StoreError as e:
-        log.error("s3://%s: %s", settings.bucket, e.message)
-        config = {StoreErrorReason.BUCKET_NOT_FOUND, StoreErrorReason.ACCESS_DENIED}
+        log.error("%s: %s", settings.uri, e.message)
+        config = {Reason.BUCKET_NOT_FOUND, Reason.ACCESS_DENIED}
         return RunExit.CONFIG if e.reason in config else RunExit.NOT_ALL_DONE
     title = (
         f"videopipe run {settings.uri} · {'once' if settings.once else 'watching'} · "
@@ -239,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if not live:
         log.info("%s; runner %s", title, claims.owner)
     workdir = Path(tempfile.mkdtemp(prefix="videopipe-run-"))
-    ctx = Context(store, claims, settings, shutdown, workdir, display.update)
+    ctx = TripContext(store, claims, settings, shutdown, workdir, display.update)
     display.start()
     statuses: list[VideoStatus] = []
     failure: StoreError | None = None
