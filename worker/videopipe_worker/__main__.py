@@ -24,6 +24,7 @@ from .pipeline import DEFAULT_MAX_DURATION, PipelineResult, PipelineSettings, ru
 from .storage import S3Settings
 from .summarize import DEFAULT_GEMINI_MODEL, api_key_from_env
 from .transcribe import DEFAULT_MODEL, TranscribeSettings
+from .windows import DEFAULT_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 
 log = logging.getLogger("videopipe")
 
@@ -55,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--word-timestamps", action="store_true")
     model.add_argument("--cpu-threads", type=int, default=0, help="0: the CPUs this pod may use")
     model.add_argument(
+        "--window-seconds",
+        type=_window_seconds,
+        default=DEFAULT_WINDOW_SECONDS,
+        help="audio transcribed at a time, cut at a pause; bounds memory and is what an "
+        "interrupted attempt resumes from; 0: the whole input at once (default: %(default)s)",
+    )
+    model.add_argument(
         "--max-duration",
         type=float,
         default=DEFAULT_MAX_DURATION,
@@ -84,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _window_seconds(text: str) -> float:
+    seconds = float(text)
+    if seconds != 0 and seconds < MIN_WINDOW_SECONDS:
+        raise argparse.ArgumentTypeError(f"0 or at least {MIN_WINDOW_SECONDS:g} seconds")
+    return seconds
+
+
 def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
     return PipelineSettings(
         input=args.input,
@@ -97,6 +112,7 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
             batch_size=args.batch_size,
             word_timestamps=args.word_timestamps,
             cpu_threads=args.cpu_threads,
+            window_seconds=args.window_seconds,
         ),
         summary=args.summary,
         gemini_model=args.gemini_model,

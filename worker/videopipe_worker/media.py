@@ -1,11 +1,12 @@
-"""Probe a video and decode its audio to 16 kHz mono float32, in memory.
+"""Probe a video and decode its audio to 16 kHz mono float32, as a stream.
 
 We probe because faster-whisper fails obscurely on a file with no audio stream, and because
 ffmpeg can exit 0 having decoded only part of a truncated file (docs/architecture.md, "Measured
-facts"): comparing the decoded length with the container's duration is the only reliable check.
-The probe and the decode run at the same time (the probe's verdict is checked before the audio
-is used). Audio is streamed from ffmpeg's stdout straight into a numpy array: no WAV file on
-disk, and a URL input is read in byte ranges, never piped to stdin.
+facts"): comparing the decoded length with the container's duration is the only reliable check
+(made when the stream ends). The probe and the decode run at the same time (the probe's verdict
+is checked before the audio is used). Audio is streamed from ffmpeg's stdout into numpy blocks,
+a bounded amount at a time: no WAV file on disk, and a URL input is read in byte ranges, never
+piped to stdin.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass
 
 import ffmpeg
@@ -28,6 +30,8 @@ MIN_DECODED_SHARE = 0.9
 NETWORK_TIMEOUT_US = str(60 * 1_000_000)
 RECONNECT_HTTP_ERRORS = "429,5xx"  # throttling and server faults; never 403 or 404
 RECONNECT_MAX_DELAY_S = 30
+BLOCK_BYTES = 1 << 20  # 16 s of audio per read from ffmpeg
+SKIP_SAMPLES = 60 * SAMPLE_RATE
 ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 
 
@@ -87,50 +91,129 @@ def check_duration(info: MediaInfo, max_seconds: float) -> None:
 
 
 class AudioDecoder:
-    """ffmpeg decoding the first audio stream to float32 mono at 16 kHz, in the background.
+    """ffmpeg decoding the first audio stream to float32 mono at 16 kHz, as a stream.
 
     Started before the probe so that the two ffmpeg runs overlap instead of queueing;
     leaving the `with` block early (the probe refused the input) kills ffmpeg, so a
-    12-hour upload is not decoded only to be refused as too long.
+    12-hour upload is not decoded only to be refused as too long. A reader thread keeps
+    at most `buffer_seconds` of decoded audio ahead of the consumer (0: no limit), so
+    memory follows the window being transcribed, not the length of the video; ffmpeg
+    simply blocks on the pipe until the consumer catches up.
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, buffer_seconds: float = 0.0) -> None:
         self.source = source
         self.started = time.perf_counter()
         self.seconds = 0.0  # wall time until ffmpeg finished
-        self._stdout, self._stderr = b"", b""
+        self.decoded = 0  # samples ffmpeg has delivered so far
+        self._capacity = int(buffer_seconds * SAMPLE_RATE)
+        self._blocks: deque[np.ndarray] = deque()
+        self._buffered = 0
+        self._eof = self._closed = False
+        self._ready = threading.Condition()
+        self._stderr = b""
         stream = (
             ffmpeg.input(source, **_network_options(source))
             .output("pipe:", map="0:a:0", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE)
             .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
         )
         self._process = stream.run_async(pipe_stdout=True, pipe_stderr=True)
+        self._errors = threading.Thread(
+            target=self._drain_stderr, name="ffmpeg-stderr", daemon=True
+        )
+        self._errors.start()
         self._reader = threading.Thread(target=self._drain, name="ffmpeg-decode", daemon=True)
         self._reader.start()
 
+    def _drain_stderr(self) -> None:
+        self._stderr = self._process.stderr.read()
+
     def _drain(self) -> None:
-        self._stdout, self._stderr = self._process.communicate()
+        stdout, rest = self._process.stdout, b""
+        while True:
+            with self._ready:
+                while self._capacity and self._buffered >= self._capacity and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    break
+            data = stdout.read(BLOCK_BYTES)
+            if not data:
+                break
+            data, usable = rest + data, len(rest + data) // 4 * 4
+            rest = data[usable:]
+            block = np.frombuffer(data[:usable], dtype=np.float32)
+            with self._ready:
+                self._blocks.append(block)
+                self._buffered += block.size
+                self.decoded += block.size
+                self._ready.notify_all()
+        self._process.wait()
+        self._errors.join()
         self.seconds = round(time.perf_counter() - self.started, 3)
+        with self._ready:
+            self._eof = True
+            self._ready.notify_all()
 
     def __enter__(self) -> AudioDecoder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
         if self._process.poll() is None:
             self._process.kill()
         self._reader.join()
 
-    def result(self, info: MediaInfo) -> np.ndarray:
-        """The decoded audio, checked against what the probe says it should hold."""
-        self._reader.join()
+    def prefetch(self) -> bool:
+        """Wait until the buffer is full or ffmpeg is done; True when it is done."""
+        with self._ready:
+            while not self._eof and not (self._capacity and self._buffered >= self._capacity):
+                self._ready.wait()
+            return self._eof
+
+    def read(self, samples: int) -> np.ndarray:
+        """The next `samples` of audio; fewer only at the end of the stream."""
+        parts, wanted = [], samples
+        with self._ready:
+            while wanted:
+                while not self._blocks and not self._eof:
+                    self._ready.wait()
+                if not self._blocks:
+                    break
+                block = self._blocks.popleft()
+                if block.size > wanted:
+                    self._blocks.appendleft(block[wanted:])
+                    block = block[:wanted]
+                parts.append(block)
+                wanted -= block.size
+                self._buffered -= block.size
+                self._ready.notify_all()
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+
+    def skip(self, samples: int) -> int:
+        """Drop audio already transcribed by an earlier attempt; the samples dropped."""
+        dropped = 0
+        while dropped < samples:
+            part = self.read(min(samples - dropped, SKIP_SAMPLES))
+            if part.size == 0:
+                break
+            dropped += part.size
+        return dropped
+
+    def check(self, info: MediaInfo) -> None:
+        """At the end of the stream: the decode, checked against what the probe says."""
+        with self._ready:
+            while not self._eof:
+                self._ready.wait()
         if self._process.returncode != 0:
-            error = ffmpeg.Error("ffmpeg", self._stdout, self._stderr)
+            error = ffmpeg.Error("ffmpeg", b"", self._stderr)
             raise _classify(error, info.name, "decode", self.source)
-        audio = np.frombuffer(self._stdout, dtype=np.float32)
-        self._stdout = b""
-        decoded = audio.size / SAMPLE_RATE
+        decoded = self.decoded / SAMPLE_RATE
         expected = info.expected_audio_seconds
-        if audio.size == 0:
+        if self.decoded == 0:
             raise BadInput(
                 Reason.CORRUPT, f"no audio could be decoded from {info.name}: the file is corrupt"
             )
@@ -140,7 +223,6 @@ class AudioDecoder:
                 f"{info.name} is truncated: it says {expected:.0f} s but only {decoded:.0f} s "
                 "of audio could be decoded; upload the complete file again",
             )
-        return audio
 
 
 def _classify(err: ffmpeg.Error, name: str, stage: str, source: str) -> WorkerError:

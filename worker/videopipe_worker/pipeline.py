@@ -3,8 +3,10 @@
 Start-up work runs side by side: the model loads in a thread while one ffmpeg
 probes the input and another decodes its audio, so start-up costs the longest of
 the three, not their sum (a large model on a GPU node costs no extra wall time).
-Files are written in a fixed order and `manifest.json` last: a reader that finds
-the manifest knows every other file is complete. Each stage's wall time goes into
+Audio is transcribed window by window (windows.py), each finished window saved to
+a checkpoint (checkpoint.py) that a later attempt continues from. Files are written
+in a fixed order and `manifest.json` last: a reader that finds the manifest knows
+every other file is complete; the checkpoint is removed after it. Each stage's wall time goes into
 the manifest and the exit report; load_model, probe and extract overlap.
 """
 
@@ -23,9 +25,18 @@ from typing import Any
 import videopipe
 
 from . import formats, media, summarize
+from .checkpoint import Checkpoint, checkpoint_key
+from .errors import BadInput
 from .progress import Progress
 from .storage import InputObject, Output, S3Settings, open_input
-from .transcribe import Transcriber, TranscribeSettings, Transcript
+from .transcribe import (
+    Transcriber,
+    TranscribeSettings,
+    Transcript,
+    WindowResult,
+    choose_batch_size,
+)
+from .windows import windows as windows_of
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +67,8 @@ class PipelineResult:
     files: dict[str, str]
     timings: dict[str, float]  # per stage; model loading overlaps probe and extract
     wall_seconds: float = 0.0
+    windows: int = 1  # transcribed one after another (windows.py)
+    resumed_windows: int = 0  # of those, taken from an earlier attempt's checkpoint
 
     @property
     def audio_seconds(self) -> float:
@@ -80,29 +93,41 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
     started = time.perf_counter()
     timings: dict[str, float] = {}
     transcriber = transcriber or Transcriber(settings.transcribe)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="startup") as pool:
+    window_seconds = settings.transcribe.window_seconds
+    # Read-ahead: the next window decodes while this one is transcribed.
+    read_ahead = max(window_seconds, 60.0) + 30.0 if window_seconds > 0 else 0.0
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2, thread_name_prefix="startup"))
         loading = None
         if transcriber.model is None:
             loading = pool.submit(_timed_call, timings, "load_model", transcriber.load)
         packages = pool.submit(package_versions)
         output = Output(settings.output, settings.s3)
-        with open_input(settings.input, settings.s3) as source:
-            log.info("probing and decoding %s", source.uri)
-            # Both ffmpeg runs read the input at once; a refusal from the probe wins.
-            with media.AudioDecoder(source.source) as decoder:
-                with timed(timings, "probe"):
-                    info = media.probe(source.source, source.name, source.size)
-                    media.check_duration(info, settings.max_duration)
-                audio = decoder.result(info)
-                timings["extract"] = decoder.seconds
+        source = stack.enter_context(open_input(settings.input, settings.s3))
+        log.info("probing and decoding %s", source.uri)
+        # Both ffmpeg runs read the input at once; a refusal from the probe wins.
+        decoder = stack.enter_context(media.AudioDecoder(source.source, read_ahead))
+        with timed(timings, "probe"):
+            info = media.probe(source.source, source.name, source.size)
+            media.check_duration(info, settings.max_duration)
+        if decoder.prefetch():  # all of a short input is decoded: check it before the model
+            decoder.check(info)
         if loading is not None:
             loading.result()  # re-raises a model error here
-    timings["startup"] = round(time.perf_counter() - started, 3)
-    progress = Progress(source.name, audio.size / media.SAMPLE_RATE, quiet=settings.quiet)
-    with timed(timings, "transcribe"):
-        transcript = transcriber.transcribe(audio, progress)
-    progress.close()
-    del audio
+        timings["startup"] = round(time.perf_counter() - started, 3)
+        checkpoint = Checkpoint(
+            output, checkpoint_key(source.identity, _text_settings(settings, transcriber))
+        )
+        with timed(timings, "transcribe"):
+            try:
+                windows, resumed = _transcribe_windows(
+                    settings, transcriber, info, decoder, checkpoint
+                )
+            except BadInput:
+                checkpoint.remove()  # no attempt can use it
+                raise
+        timings["extract"] = decoder.seconds
+    transcript = transcriber.assemble(windows)
     log.info(
         "heard %.0f s of %s speech in %d segments (%d dropped as non-speech)",
         transcript.duration_after_vad,
@@ -141,12 +166,69 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
         status = f"skipped: {skip_reason}"
         log.info("summary %s", status)
     result = PipelineResult(source, info, transcript, summary, status, files, timings)
+    result.windows, result.resumed_windows = len(windows), resumed
     result.wall_seconds = round(time.perf_counter() - started, 3)
     manifest = build_manifest(settings, result, output.uri, packages.result())
     files["manifest.json"] = output.write(
         "manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
     )
+    checkpoint.remove()
     return result
+
+
+def _transcribe_windows(
+    settings: PipelineSettings,
+    transcriber: Transcriber,
+    info: media.MediaInfo,
+    decoder: media.AudioDecoder,
+    checkpoint: Checkpoint,
+) -> tuple[list[WindowResult], int]:
+    """Every window's result, the first ones from the checkpoint; and how many those were."""
+    done = checkpoint.load()
+    if done:
+        log.info(
+            "resuming: %d windows (%.0f s of audio) were transcribed by an earlier attempt",
+            len(done),
+            done[-1].end / media.SAMPLE_RATE,
+        )
+    if done and done[-1].last:
+        return done, len(done)
+    results = list(done)
+    requested = settings.transcribe
+    batch_size = done[0].batch_size if done else None
+    progress: Progress | None = None
+    start = done[-1].end if done else 0
+    for window in windows_of(
+        decoder, info, requested.window_seconds, start=start, first_index=len(done)
+    ):
+        seconds = window.end / media.SAMPLE_RATE
+        if not window.last:  # longer than this window: the probe's figure is the best guess
+            seconds = max(seconds, info.expected_audio_seconds or 0.0)
+        if batch_size is None:
+            batch_size = choose_batch_size(transcriber.device, requested.batch_size, seconds)
+        if progress is None:
+            progress = Progress(info.name, seconds, quiet=settings.quiet)
+        language = requested.language or (results[0].language if results else None)
+        kept, dropped, raw_info = transcriber.transcribe_window(
+            window.audio, window.start / media.SAMPLE_RATE, batch_size, language, progress
+        )
+        result = WindowResult.from_info(
+            window.index, window.start, window.end, window.last, batch_size, kept, dropped, raw_info
+        )
+        del window  # its audio: at most one window is held while the next one decodes
+        checkpoint.save(result)
+        results.append(result)
+    if progress is not None:
+        progress.close()
+    return results, len(done)
+
+
+def _text_settings(settings: PipelineSettings, transcriber: Transcriber) -> dict[str, Any]:
+    """Settings that change the transcript's text or times: what a checkpoint must match."""
+    text = asdict(settings.transcribe)
+    del text["cpu_threads"]
+    text.update(device=transcriber.device, compute_type=transcriber.compute_type)
+    return text
 
 
 def _timed_call(timings: dict[str, float], stage: str, call: Any) -> None:
@@ -195,6 +277,7 @@ def build_manifest(
             "gemini_model": settings.gemini_model if settings.summary else None,
         },
         "summary": result.summary_status,
+        "windows": {"count": result.windows, "resumed": result.resumed_windows},
         "timings": result.timings,
         "wall_seconds": result.wall_seconds,
         "realtime_factor": result.realtime_factor,

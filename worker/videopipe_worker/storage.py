@@ -61,6 +61,12 @@ class InputObject:
     source: str  # a local path or an http(s) URL
     size: int | None = None
     etag: str | None = None
+    modified_ns: int | None = None  # a local file's mtime: its identity, with its size
+
+    @property
+    def identity(self) -> str:
+        """What tells this upload from another one at the same place (for checkpoints)."""
+        return self.etag or f"{self.size}:{self.modified_ns}"
 
 
 @contextlib.contextmanager
@@ -72,7 +78,14 @@ def open_input(uri: str, s3: S3Settings) -> Iterator[InputObject]:
             raise ConfigError(Reason.INPUT_NOT_FOUND, f"input file not found: {uri}")
         stat = path.stat()
         # The ETag `videopipe run` over a local folder knows the file by (its manifest check).
-        yield InputObject(uri, path.name, str(path), size=stat.st_size, etag=file_etag(stat))
+        yield InputObject(
+            uri,
+            path.name,
+            str(path),
+            size=stat.st_size,
+            etag=file_etag(stat),
+            modified_ns=stat.st_mtime_ns,
+        )
         return
     location = S3Uri.parse(uri)
     client = s3.client
@@ -143,7 +156,8 @@ class Output:
         if self._s3_location is None:
             path = Path(self.uri) / name
             try:
-                tmp = path.with_name(f".{name}.part")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.part")
                 tmp.write_bytes(data)
                 tmp.replace(path)  # readers never see half a file
             except OSError as err:
@@ -161,6 +175,66 @@ class Output:
             str(target),
         )
         return str(target)
+
+    def read(self, name: str) -> bytes | None:
+        """A file's bytes, or None when it does not exist."""
+        if self._s3_location is None:
+            try:
+                return (Path(self.uri) / name).read_bytes()
+            except FileNotFoundError:
+                return None
+            except OSError as err:
+                raise ConfigError(Reason.OUTPUT_NOT_WRITABLE, f"cannot read {name}: {err}") from err
+        target = self._s3_location.join(name)
+        client = self._client
+        try:
+            response = client.get_object(Bucket=target.bucket, Key=target.key)
+        except ClientError as err:
+            if error_code(err) in {"NoSuchKey", "404"}:
+                return None
+            raise _worker_error(err, str(target)) from err
+        return _s3_call(lambda: response["Body"].read(), str(target))
+
+    def list(self, folder: str) -> list[str]:
+        """Names (relative to the output) of the files in `folder`, sorted."""
+        if self._s3_location is None:
+            path = Path(self.uri) / folder
+            return sorted(f"{folder}/{p.name}" for p in path.glob("*") if p.is_file())
+        prefix = self._s3_location.join(f"{folder}/")
+        client = self._client
+        pages = _s3_call(
+            lambda: list(
+                client.get_paginator("list_objects_v2").paginate(
+                    Bucket=prefix.bucket, Prefix=prefix.key
+                )
+            ),
+            str(prefix),
+        )
+        return sorted(
+            f"{folder}/{o['Key'][len(prefix.key) :]}"
+            for page in pages
+            for o in page.get("Contents", [])
+        )
+
+    def delete(self, names: list[str]) -> None:
+        """Remove files (missing ones are fine), and a local folder they leave empty."""
+        if self._s3_location is None:
+            for name in names:
+                path = Path(self.uri) / name
+                path.unlink(missing_ok=True)
+                if path.parent != Path(self.uri):
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()  # only when empty
+            return
+        client, location = self._client, self._s3_location
+        for start in range(0, len(names), 1000):  # DeleteObjects takes 1,000 keys at most
+            keys = [{"Key": location.join(n).key} for n in names[start : start + 1000]]
+            _s3_call(
+                lambda keys=keys: client.delete_objects(
+                    Bucket=location.bucket, Delete={"Objects": keys, "Quiet": True}
+                ),
+                self.uri,
+            )
 
 
 def _s3_call(call: Any, uri: str) -> Any:

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class TranscribeSettings:
     word_timestamps: bool = False
     vad: bool = True
     cpu_threads: int = 0  # 0: what the container may use
+    window_seconds: float = 900.0  # at a time, windows.DEFAULT_WINDOW_SECONDS; 0: all at once
 
 
 @dataclass
@@ -215,14 +216,21 @@ class Transcriber:
             threads,
         )
 
-    def transcribe(self, audio: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
+    def transcribe_window(
+        self,
+        audio: np.ndarray,
+        offset: float,
+        batch_size: int,
+        language: str | None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[list[Segment], int, Any]:
+        """Kept segments (times from the start of the input), how many were dropped,
+        and faster-whisper's info for one window that starts `offset` seconds in."""
         if self.model is None:
             self.load()
         settings = self.settings
-        seconds = audio.size / 16_000
-        batch_size = choose_batch_size(self.device, settings.batch_size, seconds)
         options: dict[str, Any] = {
-            "language": settings.language,
+            "language": language,
             "beam_size": settings.beam_size,
             "word_timestamps": settings.word_timestamps,
             "vad_filter": settings.vad,
@@ -241,44 +249,124 @@ class Transcriber:
             segments_iter, info = runner.transcribe(audio, **options)
             kept, dropped = [], 0
             for raw in segments_iter:
-                segment = _segment(raw, len(kept))
+                segment = _segment(raw, len(kept), offset)
                 if keep_segment(segment):
                     kept.append(segment)
                 else:
                     dropped += 1
                 if progress:
-                    progress(raw.end)
+                    progress(offset + raw.end)
         except RuntimeError as err:
             if "out of memory" in str(err).lower():
                 raise Retryable(
                     Reason.OUT_OF_MEMORY, f"the model ran out of memory: {err}"
                 ) from err
             raise
+        return kept, dropped, info
+
+    def transcribe(self, audio: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
+        """A whole decoded array as one window."""
+        if self.model is None:
+            self.load()
+        batch_size = choose_batch_size(self.device, self.settings.batch_size, audio.size / 16_000)
+        kept, dropped, info = self.transcribe_window(
+            audio, 0.0, batch_size, self.settings.language, progress
+        )
+        window = WindowResult.from_info(0, 0, audio.size, True, batch_size, kept, dropped, info)
+        return self.assemble([window])
+
+    def assemble(self, windows: list[WindowResult]) -> Transcript:
+        """One transcript from consecutive windows, as if the input had been one."""
+        segments = [
+            replace(segment, id=n)
+            for n, segment in enumerate(s for window in windows for s in window.segments)
+        ]
+        first = windows[0]
         return Transcript(
-            language=info.language,
-            language_probability=round(float(info.language_probability), 4),
-            duration=round(float(info.duration), 3),
-            duration_after_vad=round(float(info.duration_after_vad), 3),
+            language=first.language,
+            language_probability=first.language_probability,
+            duration=round(windows[-1].end / 16_000, 3),
+            duration_after_vad=round(sum(w.duration_after_vad for w in windows), 3),
             model=self.model_name,
             device=self.device,
             compute_type=self.compute_type,
-            batch_size=batch_size,
-            segments=kept,
-            dropped_segments=dropped,
+            batch_size=first.batch_size,
+            segments=segments,
+            dropped_segments=sum(w.dropped_segments for w in windows),
         )
 
 
-def _segment(raw: Any, index: int) -> Segment:
+@dataclass
+class WindowResult:
+    """What one window gave, in samples from the start of the input; also what a
+    checkpoint stores, so it holds plain values only."""
+
+    index: int
+    start: int
+    end: int
+    last: bool
+    batch_size: int
+    language: str
+    language_probability: float
+    duration_after_vad: float
+    segments: list[Segment]
+    dropped_segments: int
+
+    @classmethod
+    def from_info(
+        cls,
+        index: int,
+        start: int,
+        end: int,
+        last: bool,
+        batch_size: int,
+        segments: list[Segment],
+        dropped: int,
+        info: Any,
+    ) -> WindowResult:
+        return cls(
+            index,
+            start,
+            end,
+            last,
+            batch_size,
+            info.language,
+            round(float(info.language_probability), 4),
+            float(info.duration_after_vad),
+            segments,
+            dropped,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowResult:
+        segments = [
+            Segment(
+                **{
+                    **s,
+                    "words": None if s.get("words") is None else [Word(**w) for w in s["words"]],
+                }
+            )
+            for s in data["segments"]
+        ]
+        return cls(**{**data, "segments": segments})
+
+
+def _segment(raw: Any, index: int, offset: float = 0.0) -> Segment:
     words = None
     if raw.words is not None:
         words = [
-            Word(round(w.start, 3), round(w.end, 3), w.word, round(w.probability, 4))
+            Word(
+                round(w.start + offset, 3),
+                round(w.end + offset, 3),
+                w.word,
+                round(w.probability, 4),
+            )
             for w in raw.words
         ]
     return Segment(
         id=index,
-        start=round(raw.start, 3),
-        end=round(raw.end, 3),
+        start=round(raw.start + offset, 3),
+        end=round(raw.end + offset, 3),
         text=raw.text.strip(),
         avg_logprob=round(raw.avg_logprob, 4),
         no_speech_prob=round(raw.no_speech_prob, 4),
@@ -301,6 +389,7 @@ __all__ = [
     "TranscribeSettings",
     "Transcriber",
     "Transcript",
+    "WindowResult",
     "Word",
     "available_cpus",
     "choose_batch_size",
