@@ -53,8 +53,6 @@ BUILD_SCRIPT = HERE / "build-kubelet.sh"
 NODE_NAME = "real-node"
 REAL_NODE_LABEL = "videopipe.dev/test-real-node"
 PAUSE_IMAGE = "localhost/videopipe-pause:1"
-# Debian packages the node needs (`make node-packages` installs them).
-PACKAGES = ("containerd", "runc", "containernetworking-plugins", "util-linux")
 COMMANDS = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "unshare", "mount")
 CNI_BIN = Path("/usr/lib/cni")
 CGROUP_FS = Path("/sys/fs/cgroup")
@@ -292,6 +290,9 @@ class RealNode:
             "exec",
             "--exec-id",
             exec_id,
+            # ctr makes the IO FIFOs; /run/containerd is private to the node's namespace.
+            "--fifo-dir",
+            str(self.dir / "fifo"),
             container_id,
             *argv,
         ]
@@ -317,7 +318,7 @@ class RealNode:
     # -- internals --
 
     def _write_files(self, bins: Path) -> None:
-        for sub in ("logs", "containerd/root", "containerd/state", "cni", "opt", "sysctl", "pki"):
+        for sub in ("logs", "fifo", "containerd/root", "containerd/state", "cni", "opt", "sysctl", "pki"):
             (self.dir / sub).mkdir(parents=True)
         pause_image_tar(bins / "pause", self.dir / "pause.tar")
         cp = self.control_plane
@@ -596,7 +597,6 @@ def running_node(control_plane: ControlPlane) -> Iterator[RealNode]:
 
 __all__ = [
     "NODE_NAME",
-    "PACKAGES",
     "REAL_NODE_LABEL",
     "REPO",
     "RealNode",
