@@ -132,6 +132,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when != "call" or not report.failed:
         return
+    world = getattr(item, "funcargs", {}).get("real_node")
+    if isinstance(world, RealNodeWorld):
+        for name, text in world.node.pod_logs(item.stash.get(_STARTED, 0.0) - 1).items():
+            lines = text.splitlines()[-60:]
+            report.sections.append((f"real-node pod log {name}", "\n".join(lines)))
     cl = getattr(item, "funcargs", {}).get("cluster")
     if not isinstance(cl, Cluster) or cl.kubelet is None:
         return

@@ -298,8 +298,9 @@ class RealNode:
         ]
         return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
-    def pod_logs(self) -> dict[str, str]:
-        """`{'<namespace>/<pod>/<container>': log}` from the node's /var/log/pods."""
+    def pod_logs(self, since: float = 0.0) -> dict[str, str]:
+        """`{'<namespace>/<pod>/<container>/<n>.log': log}` from the node's /var/log/pods, for
+        the logs written to after `since` (epoch seconds)."""
         pids = self._pids_named("kubelet") or self._pids_named("containerd")
         out: dict[str, str] = {}
         if not pids:
@@ -307,6 +308,8 @@ class RealNode:
         root = Path(f"/proc/{pids[0]}/root/var/log/pods")
         with contextlib.suppress(OSError):
             for path in sorted(root.glob("*/*/*.log")):
+                if path.stat().st_mtime < since:
+                    continue
                 ns_pod = path.parent.parent.name.rsplit("_", 1)[0].replace("_", "/", 1)
                 out[f"{ns_pod}/{path.parent.name}/{path.name}"] = path.read_text(errors="replace")
         return out
@@ -318,7 +321,16 @@ class RealNode:
     # -- internals --
 
     def _write_files(self, bins: Path) -> None:
-        for sub in ("logs", "fifo", "containerd/root", "containerd/state", "cni", "opt", "sysctl", "pki"):
+        for sub in (
+            "logs",
+            "fifo",
+            "containerd/root",
+            "containerd/state",
+            "cni",
+            "opt",
+            "sysctl",
+            "pki",
+        ):
             (self.dir / sub).mkdir(parents=True)
         pause_image_tar(bins / "pause", self.dir / "pause.tar")
         cp = self.control_plane
