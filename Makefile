@@ -12,8 +12,11 @@ APT_PACKAGES := ffmpeg espeak-ng prometheus
 # Root on CI; sudo for a developer who is not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# The real test node (tests/cluster/node.py): containerd, runc and the CNI plugins (loopback).
+NODE_PACKAGES := containerd runc containernetworking-plugins
+
 .PHONY: help install system-packages test test-fast lint format demo bench k8s-binaries cluster clean tools \
-	chart-crds images images-gpu bench-images
+	chart-crds images images-gpu bench-images node-packages kubelet test-real-node
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,13 +55,16 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install tools k8s-binaries lint images  ## Run the whole test suite (installs what it needs)
+test: install tools k8s-binaries node-packages kubelet lint images  ## Run the whole test suite (installs what it needs)
 	@# CI also checks that the CUDA worker still builds, whenever Dockerfile.worker changed.
 	@if [ "$${CI:-}" = true ]; then bash images/build.sh --gpu-if-changed; fi
 	$(BIN)/pytest
 
-test-fast: install  ## Only the tests that need no cluster and no images (no podman, no Go)
-	$(BIN)/pytest -m "not cluster and not images"
+test-fast: install  ## Only the tests that need no cluster, no images and no real node
+	$(BIN)/pytest -m "not cluster and not images and not real_node"
+
+test-real-node: install k8s-binaries node-packages kubelet images  ## Only the tests on the real node
+	$(BIN)/pytest -m real_node
 
 images:  ## Operator and CPU worker images with podman, cached (~/.cache/videopipe/images)
 	bash images/build.sh
@@ -77,6 +83,16 @@ bench-images: install  ## Time `make images` cold and cached, print image sizes 
 
 k8s-binaries:  ## Build etcd and the Kubernetes control plane from source (cached)
 	bash tests/cluster/build-binaries.sh
+
+kubelet:  ## Build the real test node's kubelet and pause binary from source (cached)
+	bash tests/cluster/build-kubelet.sh
+
+node-packages:  ## Debian packages of the real test node (containerd, runc, CNI), only where missing
+	@missing=""; for p in $(NODE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # checkov pins many packages exactly (boto3 among them): it gets a venv of its own so that it
 # never changes what the product is tested with. tests/chart runs $(TOOLS)/bin/checkov.

@@ -390,6 +390,21 @@ class ControlPlane:
         """(cert, key) for the kubelet stand-in's HTTPS server, signed by this cluster's CA."""
         return self.dir / "pki" / "kubelet.crt", self.dir / "pki" / "kubelet.key"
 
+    def issue(
+        self,
+        common_name: str,
+        organizations: Sequence[str] = (),
+        *,
+        server: bool = False,
+        ips: Sequence[str] = (),
+    ) -> tuple[bytes, bytes]:
+        """(cert PEM, key PEM) signed by this cluster's CA: a node's or a webhook's identity."""
+        pki = self.dir / "pki"
+        key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        ca = _CA(key, x509.load_pem_x509_certificate(self.ca_file.read_bytes()))
+        return ca.issue(common_name, organizations, server=server, ips=ips)
+
     def component_log(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
 
