@@ -1,5 +1,5 @@
-"""The product's images on a real node: containers, security settings, memory limits and deadlines as a
-kubelet enforces them.
+"""The product's images on a real node: containers, security settings, memory limits and
+deadlines as a kubelet enforces them.
 
 Real: the control plane, a kubelet v1.35.4 with containerd 1.6 and runc (`real_node` fixture,
 tests/cluster/node.py), the worker and operator images that `make images` builds, imported into
