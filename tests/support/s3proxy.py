@@ -102,6 +102,10 @@ class S3Proxy(LocalServer):
                     headers[name] = value
                 if body is not None:
                     headers["Content-Length"] = str(len(body))
+                    # Else urllib adds a form Content-Type, and the store (werkzeug) then reads
+                    # a body such as DeleteObjects' XML as a form and sees it empty.
+                    if not any(name.lower() == "content-type" for name in headers):
+                        headers["Content-Type"] = "application/octet-stream"
                 request = urllib.request.Request(
                     upstream + self.path, data=body, headers=headers, method=self.command
                 )

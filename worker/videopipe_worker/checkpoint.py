@@ -20,6 +20,7 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
+from .errors import WorkerError
 from .storage import Output
 from .transcribe import WindowResult
 
@@ -62,7 +63,7 @@ class Checkpoint:
                 stale.append(name)
         if stale:
             log.info("ignoring %d checkpoint files of another upload or other settings", len(stale))
-            self.output.delete(stale)
+            self._discard(stale)
         return finished
 
     def save(self, window: WindowResult) -> None:
@@ -73,8 +74,17 @@ class Checkpoint:
 
     def remove(self) -> None:
         if self._written:
-            self.output.delete(self._written)
+            self._discard(self._written)
             self._written = []
+
+    def _discard(self, names: list[str]) -> None:
+        """Delete checkpoint files, best effort: a leftover file is never used by another
+        upload or setting (its key differs) and is replaced by the next run, so a store
+        that refuses the delete must not fail a video whose results are written."""
+        try:
+            self.output.delete(names)
+        except WorkerError as err:
+            log.warning("could not delete %d checkpoint files (harmless): %s", len(names), err)
 
 
 __all__ = ["FOLDER", "Checkpoint", "checkpoint_key"]
