@@ -17,6 +17,7 @@ Every handler gets the shared `Context` through kopf's `memo`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import kopf
@@ -38,7 +39,11 @@ def _ctx(memo: Any) -> Context:
 def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
     ctx = _ctx(memo)
     if ctx.in_cluster:
-        return kopf.login_with_service_account(**kwargs)  # re-reads the rotating token file
+        # kopf's own service-account login dials https://kubernetes.default.svc, which a pod
+        # without cluster DNS (host network) cannot resolve; the kubernetes client's in-cluster
+        # address comes from KUBERNETES_SERVICE_HOST/PORT, as the kubelet sets them.
+        info = kopf.login_with_service_account(**kwargs)  # re-reads the rotating token file
+        return info and dataclasses.replace(info, server=ctx.kube.api.configuration.host)
     return kube.connection_info(ctx.kube.api.configuration)
 
 

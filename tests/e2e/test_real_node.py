@@ -1,12 +1,12 @@
-"""The product's images on a real node: containers, security settings, memory limits and
-deadlines as a kubelet enforces them.
+"""The product's images on a real node: containers, probes, memory limits and deadlines as a
+kubelet enforces them.
 
 Real: the control plane, a kubelet v1.35.4 with containerd 1.6 and runc (`real_node` fixture,
 tests/cluster/node.py), the worker and operator images that `make images` builds, imported into
-containerd; moto's S3 server, espeak-ng speech, faster-whisper tiny.en inside the worker image.
-The pods are the product's own (the operator's worker Jobs); the placement webhook
-(tests/cluster/placement.py) only sends them to the real node, in the host network, so that
-they reach the test servers on 127.0.0.1. Nothing of
+containerd; moto's S3 server, espeak-ng speech, faster-whisper tiny.en inside the worker image;
+Helm's Go SDK for the chart. The pods are the product's own (the operator's worker Jobs, the
+chart's Deployment); the placement webhook (tests/cluster/placement.py) only sends them to the
+real node, in the host network, so that they reach the test servers on 127.0.0.1. Nothing of
 the product is patched; the failures are made for real (a memory limit far too small, an S3
 endpoint that never answers).
 
@@ -18,11 +18,15 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import pytest
 from kubernetes import client
 
@@ -31,10 +35,13 @@ from tests.cluster.harness import Cluster
 from tests.cluster.node import NODE_NAME, REAL_NODE_LABEL
 from tests.e2e.conftest import WORKER_IMAGE, Videopipe, release
 from tests.support.netfaults import Blackhole
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "videopipe"
+OPERATOR_IMAGE = "ghcr.io/videopipe/videopipe-operator:test"
 # Small requests: the node has the machine's 2 CPUs, shared with the control plane.
 WORKER = {
     "image": WORKER_IMAGE,
@@ -42,6 +49,7 @@ WORKER = {
     "summary": False,
     "resources": {"cpu": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
 }
+FAST_LIVENESS = {"VIDEOPIPE_LIVENESS_POLLS": "2", "VIDEOPIPE_LIVENESS_GRACE_SECONDS": "3"}
 Json = dict[str, Any]
 
 
@@ -236,3 +244,198 @@ def test_an_oom_killed_worker_exits_137_and_is_retried_by_its_policy(
 
 
 # -- the chart's operator on the node --
+
+
+@dataclass
+class Installed:
+    """The chart installed in a real-node namespace, and the world its VideoSource uses."""
+
+    vp: Videopipe
+    health_port: int
+
+    def operator_pod(self) -> client.V1Pod | None:
+        pods = self.vp.cluster.core.list_namespaced_pod(
+            self.vp.namespace, label_selector="app.kubernetes.io/component=operator"
+        ).items
+        live = [p for p in pods if p.metadata.deletion_timestamp is None]
+        return live[0] if len(live) == 1 else None
+
+    def restarts(self) -> int:
+        pod = self.operator_pod()
+        assert pod is not None
+        return sum(s.restart_count for s in pod.status.container_statuses or [])
+
+    def ready(self) -> bool:
+        pod = self.operator_pod()
+        statuses = (pod.status.container_statuses or []) if pod else []
+        return bool(statuses) and all(s.ready for s in statuses)
+
+    def healthz(self) -> int:
+        try:
+            url = f"http://127.0.0.1:{self.health_port}/healthz"
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+
+@pytest.fixture(scope="module")
+def installed(
+    cluster: Cluster,
+    crds: Path,
+    real_node: RealNodeWorld,
+    s3,
+    s3_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Installed]:
+    """`helm install` of the chart, operator and workers on the real node, with its VideoSource.
+
+    The liveness thresholds are shortened through the chart's values (the probe itself, path
+    and port, is the chart's), and the operator's through its documented settings.
+    """
+    namespace = cluster.create_namespace(
+        f"vp-helm-{uuid.uuid4().hex[:6]}",
+        pod_security="privileged",
+        labels={REAL_NODE_LABEL: "true"},
+    )
+    bucket = f"helm-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    health = free_port()
+    values = {
+        "operator": {
+            "image": {"tag": "test", "pullPolicy": "Never"},
+            # The host's network: the ports must be free on this machine.
+            "healthPort": health,
+            "metricsPort": free_port(),
+            "env": FAST_LIVENESS,
+            "livenessProbe": {
+                "initialDelaySeconds": 5,
+                "periodSeconds": 2,
+                "timeoutSeconds": 2,
+                "failureThreshold": 2,
+            },
+            "readinessProbe": {"periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3},
+        },
+        "worker": {"image": {"tag": "test"}},
+        "videoSource": {
+            "create": True,
+            "name": "talks",
+            "bucket": bucket,
+            "endpoint": s3_endpoint,
+            "region": "us-east-1",
+            "pollIntervalSeconds": 1,
+            "maxConcurrentJobs": 2,
+            "accelerator": {"policy": "cpu"},
+            "worker": {"summary": False, "resources": WORKER["resources"]},
+            "jobs": {"backoffLimit": 0, "ttlSecondsAfterFinished": 600},
+        },
+        "s3Credentials": {"accessKeyId": "testing", "secretAccessKey": "testing"},
+    }
+    vp = Videopipe(
+        cluster,
+        namespace,
+        bucket,
+        s3,
+        s3_endpoint,
+        tmp_path_factory.mktemp("helm"),
+        secret="vp-videopipe-s3",
+    )
+    with helm.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as helm_config:
+        try:
+            helm_config.install(CHART, "vp", values, namespace=namespace, timeout=120)
+            yield Installed(vp, health)
+        finally:
+            try:
+                helm_config.uninstall("vp", timeout=90)
+                release(cluster, namespace)
+            finally:
+                cluster.delete_namespace(namespace)
+
+
+def test_helm_install_runs_the_operator_image_with_the_charts_probes_on_the_node(
+    installed: Installed, real_node: RealNodeWorld, talk_videos: dict[str, Path]
+) -> None:
+    vp = installed.vp
+    started = time.monotonic()
+    vp.wait(
+        installed.ready, timeout=180, message=lambda: f"operator Ready\n{real_node.node.tails()}"
+    )
+    ready_after = time.monotonic() - started
+    pod = installed.operator_pod()
+    assert pod is not None
+    assert_ran_on_the_node(pod, OPERATOR_IMAGE)
+    (container,) = pod.spec.containers
+    assert container.liveness_probe.http_get.path == "/healthz"
+    assert container.readiness_probe.http_get.path == "/readyz"
+    assert installed.restarts() == 0
+
+    cid = real_node.node.container_id(vp.namespace, pod.metadata.name, "operator")
+    assert cid
+    fields = proc_status(real_node.node.exec(cid, "cat", "/proc/self/status").stdout)
+    assert fields["Uid"].split() == ["10001"] * 4 and int(fields["CapEff"], 16) == 0, fields
+    assert fields["NoNewPrivs"] == "1", fields
+
+    vp.upload("hello.mp4", talk_videos["hello"])
+    vp.wait(lambda: vp.keys("completed") == ["hello.mp4"], timeout=240)
+    text = vp.read("results/hello.mp4/transcript.txt").decode().lower()
+    assert "welcome" in text, text
+    (worker,) = worker_pods(vp)
+    assert_ran_on_the_node(worker, WORKER_IMAGE)
+    assert installed.restarts() == 0
+    print(
+        f"\noperator Ready {ready_after:.0f} s after the install, in {OPERATOR_IMAGE}; "
+        f"its worker ran in {WORKER_IMAGE}; restartCount 0"
+    )
+
+
+def test_the_kubelet_restarts_an_operator_whose_loop_hangs_and_no_video_is_lost(
+    installed: Installed, real_node: RealNodeWorld, talk_videos: dict[str, Path]
+) -> None:
+    """The VideoSource is pointed at an S3 endpoint that accepts and never answers: the source
+    loop hangs, /healthz fails, and the kubelet's liveness probe restarts the container."""
+    vp = installed.vp
+    vp.wait(installed.ready, timeout=180, message="operator Ready")
+    before = installed.restarts()
+    names = ["weather", "garden"]
+    for name in names:
+        vp.upload(f"{name}.mp4", talk_videos[name])
+    vp.wait(lambda: vp.keys("processing"), timeout=120, message="a video claimed")
+
+    hole = Blackhole()
+    try:
+        started = time.monotonic()
+        vp.patch_source("talks", {"endpoint": hole.url})
+        vp.wait(lambda: installed.restarts() > before, timeout=180, message="a restart")
+        restarted = time.monotonic() - started
+        after = installed.restarts()
+    finally:
+        hole.close()
+    vp.patch_source("talks", {"endpoint": vp.s3_endpoint})
+
+    def unhealthy() -> list[str]:
+        return [
+            e.message
+            for e in vp.events("Unhealthy")
+            if e.involved_object.kind == "Pod" and "Liveness probe failed" in (e.message or "")
+        ]
+
+    assert vp.wait(unhealthy, timeout=30, message="the kubelet's Unhealthy event")
+    killing = [e.message for e in vp.events("Killing")]
+    assert any("failed liveness probe" in m for m in killing), killing
+    vp.wait(installed.ready, timeout=180, message="operator Ready again")
+    vp.wait(
+        lambda: all(final_folders(vp).get(f"{n}.mp4") == ["completed"] for n in names),
+        timeout=300,
+        message="both videos completed",
+    )
+    where = final_folders(vp)
+    for name in names:
+        assert where[f"{name}.mp4"] == ["completed"], where
+    assert all(len(folders) == 1 for folders in where.values()), where
+    assert installed.healthz() == 200
+    print(
+        f"\nrestartCount {before} -> {after}, {restarted:.0f} s after the endpoint hung; "
+        f"kubelet: {unhealthy()[0]!r}; every video in exactly one final folder: {where}"
+    )
