@@ -1,4 +1,4 @@
-"""Probe a video and decode its audio to 16 kHz mono float32, as a stream.
+"""Probe a video and decode its audio to 16 kHz mono, as a stream, as faster-whisper would.
 
 We probe because faster-whisper fails obscurely on a file with no audio stream, and because
 ffmpeg can exit 0 having decoded only part of a truncated file (docs/architecture.md, "Measured
@@ -7,6 +7,13 @@ facts"): comparing the decoded length with the container's duration is the only 
 is checked before the audio is used). Audio is streamed from ffmpeg's stdout into numpy blocks,
 a bounded amount at a time: no WAV file on disk, and a URL input is read in byte ranges, never
 piped to stdin.
+
+ffmpeg delivers 16-bit samples, scaled to float32 by 1/32768 exactly as faster-whisper's own
+`decode_audio` does. Asking ffmpeg for float32 instead keeps AAC's overshoot above 1.0 (peaks of
+1.18 measured on espeak speech), which `decode_audio` clips: the model then heard different
+audio from bare faster-whisper on the same file, and the transcripts differed by a few words.
+With 16-bit samples the two agree to one least significant bit (docs/architecture.md,
+"Measured facts").
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ MIN_DECODED_SHARE = 0.9
 NETWORK_TIMEOUT_US = str(60 * 1_000_000)
 RECONNECT_HTTP_ERRORS = "429,5xx"  # throttling and server faults; never 403 or 404
 RECONNECT_MAX_DELAY_S = 30
-BLOCK_BYTES = 1 << 20  # 16 s of audio per read from ffmpeg
+BLOCK_BYTES = 1 << 19  # 16 s of 16-bit audio per read from ffmpeg
+PCM_SCALE = 1 / 32768  # int16 → float32 in [-1, 1), as faster_whisper.decode_audio scales
 SKIP_SAMPLES = 60 * SAMPLE_RATE
 ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 
@@ -91,7 +99,7 @@ def check_duration(info: MediaInfo, max_seconds: float) -> None:
 
 
 class AudioDecoder:
-    """ffmpeg decoding the first audio stream to float32 mono at 16 kHz, as a stream.
+    """ffmpeg decoding the first audio stream to 16 kHz mono (float32 blocks), as a stream.
 
     Started before the probe so that the two ffmpeg runs overlap instead of queueing;
     leaving the `with` block early (the probe refused the input) kills ffmpeg, so a
@@ -114,7 +122,7 @@ class AudioDecoder:
         self._stderr = b""
         stream = (
             ffmpeg.input(source, **_network_options(source))
-            .output("pipe:", map="0:a:0", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE)
+            .output("pipe:", map="0:a:0", format="s16le", acodec="pcm_s16le", ac=1, ar=SAMPLE_RATE)
             .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
         )
         self._process = stream.run_async(pipe_stdout=True, pipe_stderr=True)
@@ -139,9 +147,9 @@ class AudioDecoder:
             data = stdout.read(BLOCK_BYTES)
             if not data:
                 break
-            data, usable = rest + data, len(rest + data) // 4 * 4
+            data, usable = rest + data, len(rest + data) // 2 * 2
             rest = data[usable:]
-            block = np.frombuffer(data[:usable], dtype=np.float32)
+            block = np.frombuffer(data[:usable], dtype=np.int16).astype(np.float32) * PCM_SCALE
             with self._ready:
                 self._blocks.append(block)
                 self._buffered += block.size
