@@ -99,6 +99,17 @@ def segment(
         (segment("(upbeat music) ♪"), False),
         (segment(" ... "), False),
         (segment("the the the the the the the the", ratio=3.1), False),  # a loop
+        (segment("we will ship it " * 6, ratio=2.9), False),  # a phrase looping
+        # A talk that returns to its sentences compresses as well, heard right (measured).
+        (
+            segment(
+                "Please send your questions before Friday. The budget covers two engineers. "
+                "Please send your questions before Friday. We agreed to publish the notes.",
+                ratio=2.87,
+                logprob=-0.06,
+            ),
+            True,
+        ),
         (segment("[laughs] That was fun."), True),
     ],
 )

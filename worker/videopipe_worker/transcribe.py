@@ -36,7 +36,9 @@ GPU_BATCH_SIZE = 16
 CPU_BATCH_SIZE = 8
 NO_SPEECH_DROP = 0.8  # with a low log-probability: almost surely not speech
 LOGPROB_DROP = -0.5
-COMPRESSION_DROP = 2.4  # Whisper's own threshold for repetitive output
+COMPRESSION_DROP = 2.4  # Whisper's own threshold for repetitive output...
+LOOP_REPEATS = 4  # ...dropped only when a phrase also repeats back to back this many times
+LOOP_MAX_WORDS = 8  # the longest phrase looked for
 ANNOTATIONS = re.compile(r"\[[^\]]*\]|\([^)]*\)|♪")  # [Music], (applause), ♪
 
 ProgressCallback = Callable[[float], None]
@@ -164,7 +166,27 @@ def keep_segment(segment: Segment) -> bool:
         return False  # empty, punctuation, or annotations only
     if segment.no_speech_prob >= NO_SPEECH_DROP and segment.avg_logprob < LOGPROB_DROP:
         return False
-    return segment.compression_ratio <= COMPRESSION_DROP
+    return segment.compression_ratio <= COMPRESSION_DROP or not loops(text)
+
+
+def loops(text: str) -> bool:
+    """True when a phrase of up to LOOP_MAX_WORDS words repeats LOOP_REPEATS times in a row.
+
+    A high compression ratio alone is not a loop: a batched segment spans up to 30 s, and a
+    talk that comes back to its sentences compresses as well (2.5-2.9 measured on espeak
+    speech, heard right); dropping those lost 11 % of the words against bare faster-whisper.
+    """
+    words = re.findall(r"\w+", text.lower())
+    for size in range(1, LOOP_MAX_WORDS + 1):
+        span = size * LOOP_REPEATS
+        for start in range(len(words) - span + 1):
+            phrase = words[start : start + size]
+            if all(
+                words[start + n * size : start + (n + 1) * size] == phrase
+                for n in range(1, LOOP_REPEATS)
+            ):
+                return True
+    return False
 
 
 class Transcriber:
