@@ -16,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_PACKAGES := containerd runc containernetworking-plugins
 
 .PHONY: help install system-packages test test-fast lint format demo bench k8s-binaries cluster clean tools \
-	chart-crds images images-gpu bench-images node-packages kubelet test-real-node
+	chart-crds images images-gpu bench-images bench-long node-packages kubelet test-real-node
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ demo: install  ## The real loop offline: local S3, sample talk through `videopip
 
 bench: install  ## The worker benchmarks, bench/worker.py (prints tables)
 	$(BIN)/python bench/worker.py
+
+bench-long: install  ## Long talks (10 min to 10 h): peak RSS, speed, WER, windowed vs whole-file (an hour)
+	$(BIN)/python bench/long.py
 
 bench-images: install  ## Time `make images` cold and cached, print image sizes (minutes)
 	$(BIN)/python bench/images.py
