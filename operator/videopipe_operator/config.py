@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from videopipe import __version__
-
-
-def _default_cpu_resources() -> dict[str, dict[str, str]]:
-    return {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "3Gi"}}
-
-
-def _default_gpu_resources() -> dict[str, dict[str, str]]:
-    return {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "12Gi"}}
 
 
 @dataclass(frozen=True)
@@ -62,9 +54,6 @@ class Config:
     watch_silence_seconds: float = 120.0
     # VIDEOPIPE_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
-    # Worker resources on CPU and GPU nodes when a VideoSource sets none (code defaults, not env).
-    cpu_resources: dict[str, dict[str, str]] = field(default_factory=_default_cpu_resources)
-    gpu_resources: dict[str, dict[str, str]] = field(default_factory=_default_gpu_resources)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

@@ -25,7 +25,7 @@ from videopipe.report import TERMINATION_LOG_ENV, ExitCode
 from videopipe.s3 import S3Uri
 from videopipe.store import ObjectInfo
 
-from videopipe_operator import naming
+from videopipe_operator import naming, sizing
 from videopipe_operator.config import Config
 from videopipe_operator.constants import (
     ANNOTATION_ATTEMPT,
@@ -220,10 +220,12 @@ def worker_env(vj: VideoJobView) -> list[Json]:
     return env
 
 
-def worker_resources(vj: VideoJobView, config: Config) -> Json:
+def worker_resources(vj: VideoJobView) -> Json:
     configured = (vj.worker.get("resources") or {}).get(vj.accelerator.value)
-    default = config.gpu_resources if vj.accelerator is Accelerator.GPU else config.cpu_resources
-    chosen = configured if configured is not None else default
+    model = vj.worker.get("model") or sizing.WORKER_DEFAULT_MODEL
+    chosen = (
+        configured if configured is not None else sizing.default_resources(vj.accelerator, model)
+    )
     # Quantities as strings: the API accepts ints too, but the typed clients do not.
     resources: Json = {k: {n: str(q) for n, q in v.items()} for k, v in chosen.items() if v}
     if vj.accelerator is Accelerator.GPU:
@@ -287,7 +289,7 @@ def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -
         "command": [config.worker_command],
         "args": worker_args(vj),
         "env": worker_env(vj),
-        "resources": worker_resources(vj, config),
+        "resources": worker_resources(vj),
         "terminationMessagePath": TERMINATION_LOG_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "tmp", "mountPath": TMP_PATH}],

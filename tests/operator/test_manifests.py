@@ -353,3 +353,32 @@ def test_result_uris(vj: VideoJobView) -> None:
 def test_accelerator_snapshot(config: Config) -> None:
     vj = VideoJobView.parse(videojob_body(source=source_body(accelerator={"policy": "gpu"})))
     assert vj.accelerator is Accelerator.GPU
+
+
+@pytest.mark.parametrize(
+    ("model", "policy", "memory"),
+    [
+        (None, "cpu", ("1536Mi", "2Gi")),  # the worker's default, tiny.en
+        ("base.en", "cpu", ("1536Mi", "2Gi")),
+        ("small", "cpu", ("2Gi", "3Gi")),
+        ("large-v3-turbo", "gpu", ("3Gi", "6Gi")),
+        ("distil-large-v3", "cpu", ("3Gi", "4Gi")),
+        ("large-v3", "cpu", ("4Gi", "6Gi")),
+        ("/models/my-finetune", "gpu", ("4Gi", "8Gi")),  # unknown: sized as large
+    ],
+)
+def test_default_memory_follows_the_model_and_route(
+    config: Config, model: str | None, policy: str, memory: tuple[str, str]
+) -> None:
+    worker = {"model": model} if model else {}
+    source = source_body(worker=worker, accelerator={"policy": policy})
+    resources = container(job_for(config, source=source))["resources"]
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == memory
+    assert resources["requests"]["cpu"] == "1"
+
+
+def test_the_default_model_is_the_workers() -> None:
+    from videopipe_operator.sizing import WORKER_DEFAULT_MODEL
+    from videopipe_worker.transcribe import DEFAULT_MODEL
+
+    assert WORKER_DEFAULT_MODEL == DEFAULT_MODEL
