@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from videopipe.s3 import make_client  # noqa: E402
+from videopipe_worker.models import resolve_model  # noqa: E402
 from videopipe_worker.transcribe import (  # noqa: E402
     TranscribeSettings,
     available_cpus,
     choose_batch_size,
-    resolve_model,
 )
 
 from tests.conftest import free_port  # noqa: E402

@@ -14,6 +14,7 @@ usage: videopipe COMMAND [options]
 
 commands:
   transcribe   one video in, transcript and summary out (the worker)
+  models       list, pull and verify the Whisper models of a model cache
   run          process an S3 bucket's pending/ folder on this machine
   operator     run the Kubernetes operator
   version      print the version
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "transcribe":
         from videopipe_worker.__main__ import main as run
+    elif command == "models":
+        from videopipe_worker.modelcli import main as run
     elif command == "run":
         try:
             from videopipe_runner.__main__ import main as run  # type: ignore[import-not-found]

@@ -75,6 +75,7 @@ class Reason(StrEnum):
     BAD_COMPUTE_TYPE = "BadComputeType"
     NO_GPU = "NoGpu"
     MODEL_UNAVAILABLE = "ModelUnavailable"
+    MODEL_NOT_FOUND = "ModelNotFound"  # not in the model cache (also a VideoSource's reason)
     GEMINI_AUTH = "GeminiAuth"
     GEMINI_MODEL_NOT_FOUND = "GeminiModelNotFound"
     GEMINI_REJECTED = "GeminiRejected"

