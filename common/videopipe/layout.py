@@ -13,14 +13,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 ERROR_SUFFIX = ".error.json"
-RESULT_FILES = (
-    "transcript.json",
-    "transcript.srt",
-    "transcript.vtt",
-    "transcript.txt",
-    "summary.json",
-    "manifest.json",
-)
+# The worker's result files by the name a status, a report or a webhook gives each.
+RESULT_NAMES = {
+    "transcript": "transcript.json",
+    "srt": "transcript.srt",
+    "vtt": "transcript.vtt",
+    "txt": "transcript.txt",
+    "summary": "summary.json",
+    "manifest": "manifest.json",
+}
+RESULT_FILES = tuple(RESULT_NAMES.values())
+
+
+def result_uris(base: str, summary: bool) -> dict[str, str]:
+    """Each result file's URI under `base` (the results folder's URI, ending in /), and `prefix`."""
+    out = {"prefix": base}
+    out.update({k: base + v for k, v in RESULT_NAMES.items() if summary or k != "summary"})
+    return out
 
 
 class Folder(StrEnum):
@@ -67,4 +76,4 @@ class Layout:
         return not key.endswith("/") and not key.endswith(ERROR_SUFFIX)
 
 
-__all__ = ["ERROR_SUFFIX", "RESULT_FILES", "Folder", "Layout"]
+__all__ = ["ERROR_SUFFIX", "RESULT_FILES", "RESULT_NAMES", "Folder", "Layout", "result_uris"]

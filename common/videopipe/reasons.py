@@ -41,6 +41,9 @@ class Reason(StrEnum):
     ALL_KEYS_VALID = "AllKeysValid"
     SOURCE_READY = "SourceReady"
     SOURCE_NOT_READY = "SourceNotReady"
+    # -- webhooks and bucket events (operator and runner) --
+    NOTIFICATION_ABANDONED = "NotificationAbandoned"
+    EVENTS_NOT_READY = "EventsNotReady"
     # -- S3 (`videopipe.s3errors.classify`: every part) --
     BUCKET_NOT_FOUND = "BucketNotFound"
     ACCESS_DENIED = "AccessDenied"

@@ -61,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import kopf
+    from videopipe import webhooks
 
     from videopipe_operator import handlers, kube, metrics
     from videopipe_operator.context import Context
+    from videopipe_operator.deliveries import Deliveries
     from videopipe_operator.health import Health
     from videopipe_operator.watches import WatchAudit
 
@@ -81,13 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         print(f"videopipe operator: cannot load Kubernetes credentials: {e}", file=sys.stderr)
         return 2
+    verbs = kube.Kube(api, on_api_error=metrics.count_kube_api_error)
+    try:
+        guard = webhooks.Guard.from_env()
+    except ValueError as e:
+        print(f"videopipe operator: {e}", file=sys.stderr)
+        return 2
+    policy = webhooks.DeliveryPolicy(config.webhook_timeout_seconds, config.webhook_give_up_seconds)
+    deliveries = Deliveries(verbs, guard, policy, workers=config.webhook_workers)
     ctx = Context(
-        kube=kube.Kube(api, on_api_error=metrics.count_kube_api_error),
+        kube=verbs,
         config=config,
         health=Health(config.liveness_polls, config.liveness_grace_seconds),
         watches=WatchAudit(config.watch_silence_seconds),
         namespaces=tuple(namespaces),
         in_cluster=kube.in_cluster(args.kubeconfig),
+        deliveries=deliveries,
     )
     ctx.health.add_check("watch", ctx.watches.check)
     try:
@@ -109,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         memo=kopf.Memo(ctx=ctx),
     )
     ctx.health.close()
+    deliveries.close()  # what is still owed stays Pending in the VideoJobs, for the next run
     return 0
 
 

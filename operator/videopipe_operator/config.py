@@ -52,6 +52,18 @@ class Config:
     # VIDEOPIPE_WATCH_SILENCE_SECONDS: /healthz fails when a change read over REST has not come
     # through kopf's watch in this time (above kopf's own 70 s re-connect on inactivity).
     watch_silence_seconds: float = 120.0
+    # VIDEOPIPE_EVENTS_PORT: port of the bucket-event receiver, POST /events/<ns>/<source> (0: off).
+    events_port: int = 8081
+    # VIDEOPIPE_EVENTS_MAX_BODY_BYTES: the largest event body the receiver reads.
+    events_max_body_bytes: int = 1 << 20
+    # VIDEOPIPE_WEBHOOK_WORKERS: webhook tries in flight at once (half of them at most per host).
+    webhook_workers: int = 4
+    # VIDEOPIPE_WEBHOOK_TIMEOUT_SECONDS: one try's time to connect, send and be answered.
+    webhook_timeout_seconds: float = 10.0
+    # VIDEOPIPE_WEBHOOK_GIVE_UP_SECONDS: retries stop this long after the outcome (abandoned).
+    webhook_give_up_seconds: float = 21600.0
+    # VIDEOPIPE_WEBHOOK_DENY_CIDRS and VIDEOPIPE_WEBHOOK_ALLOW_HOSTS, where no webhook may go,
+    # are read by `videopipe.webhooks.Guard.from_env`: the runner shares them.
     # VIDEOPIPE_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
 

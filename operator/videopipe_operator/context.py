@@ -2,7 +2,8 @@
 
 Passing it explicitly (instead of module globals) keeps the handlers testable and makes the
 dependencies of each step visible: the Kubernetes verbs, the settings, the in-process
-coordination, the health registry and the watch audit (what kopf's watch must echo).
+coordination, the health registry, the watch audit (what kopf's watch must echo) and the
+webhook deliveries.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from videopipe_operator import metrics
 from videopipe_operator.config import Config
 from videopipe_operator.coordination import Coordination
+from videopipe_operator.deliveries import Deliveries
 from videopipe_operator.health import Health
 from videopipe_operator.kube import Kube
 from videopipe_operator.sources import S3Clients
@@ -35,6 +37,7 @@ class Context:
     namespaces: tuple[str, ...] = ()  # served namespaces; empty: all of them
     now: Callable[[], datetime] = utcnow
     in_cluster: bool = False
+    deliveries: Deliveries | None = None  # webhook deliveries; None: recorded, not sent
 
     def __post_init__(self) -> None:
         if self.s3 is None:

@@ -21,6 +21,7 @@ import copy
 from typing import Any
 
 from videopipe.layout import Folder
+from videopipe.layout import result_uris as layout_result_uris
 from videopipe.report import TERMINATION_LOG_ENV, ExitCode
 from videopipe.s3 import S3Uri
 from videopipe.store import ObjectInfo
@@ -92,6 +93,8 @@ def videojob_spec_settings(source: SourceSpec, route: Route) -> Json:
         "worker": copy.deepcopy(source.worker),  # a copy: nothing shared with the source
         "jobs": source.jobs.to_spec(),
     }
+    if source.notifications:
+        spec["notifications"] = [n.to_spec() for n in source.notifications]
     if source.accelerator.gpu_type:
         spec["gpuType"] = source.accelerator.gpu_type
     return spec
@@ -141,20 +144,9 @@ def output_uri(vj: VideoJobView) -> S3Uri:
 
 
 def result_uris(vj: VideoJobView, summary: bool) -> dict[str, str]:
-    """Where the worker puts each result file (`videopipe.layout.RESULT_FILES`), for
-    `status.results`."""
-    base = output_uri(vj)
-    files = {
-        "transcript": "transcript.json",
-        "srt": "transcript.srt",
-        "vtt": "transcript.vtt",
-        "txt": "transcript.txt",
-        "summary": "summary.json",
-        "manifest": "manifest.json",
-    }
-    out = {"prefix": str(base)}
-    out.update({k: str(base.join(v)) for k, v in files.items() if summary or k != "summary"})
-    return out
+    """Where the worker puts each result file, for `status.results`."""
+    base = str(output_uri(vj))
+    return layout_result_uris(base if base.endswith("/") else base + "/", summary)
 
 
 def active_deadline_seconds(vj: VideoJobView, config: Config) -> int:

@@ -130,6 +130,20 @@ WATCH_EVENTS = Counter(
     ["resource"],
 )
 
+# -- webhook deliveries (`deliveries`) --
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600)
+NOTIFICATIONS = Counter(
+    "videopipe_notifications_total",
+    "Webhook delivery tries by result: delivered, retried (will try again), abandoned.",
+    ["source", "outcome"],
+)
+NOTIFICATION_LATENCY = Histogram(
+    "videopipe_notification_delivery_seconds",
+    "From the outcome's commit until its webhook was delivered.",
+    ["source"],
+    buckets=DELIVERY_BUCKETS,
+)
+
 ALL_METRICS = (
     BUILD_INFO,
     VIDEOJOBS_CREATED,
@@ -153,6 +167,8 @@ ALL_METRICS = (
     KUBE_API_ERRORS,
     RECONCILE_ERRORS,
     WATCH_EVENTS,
+    NOTIFICATIONS,
+    NOTIFICATION_LATENCY,
 )
 
 _S3_EXPECTED = {304, 404, 412}  # not-modified, absent (HEAD), precondition: control flow
@@ -205,6 +221,9 @@ def init_source(source: str) -> None:
         VIDEOJOBS_FINISHED.labels(
             source=source, accelerator=accel, outcome="succeeded", reason="Succeeded"
         )
+    for outcome in ("delivered", "retried", "abandoned"):
+        NOTIFICATIONS.labels(source=source, outcome=outcome)
+    NOTIFICATION_LATENCY.labels(source=source)
 
 
 def forget_source(source: str) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from videopipe.settle import Claim, finish, results_of, worker_fields
 from videopipe.store import MoveResult, Store
+from videopipe.webhooks import Outcome
 
-from videopipe_operator import manifests, metrics, naming, phases
+from videopipe_operator import manifests, metrics, naming, notifications, phases
 from videopipe_operator.constants import LABEL_VIDEOJOB, WORKER_CONTAINER, Phase, Reason
 from videopipe_operator.context import Context
 from videopipe_operator.specs import VideoJobView
@@ -126,6 +127,8 @@ def settle(
             outcome.report,
         )
     patch = phases.terminal_status(vj.status, vj.generation, now, outcome, results=results)
+    told = Outcome.SUCCEEDED if outcome.succeeded else Outcome.FAILED
+    patch = notifications.with_notifications(vj, told, patch, now)
     ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
     where = "completed/" if outcome.succeeded else "failed/"
     ctx.kube.post_event(

@@ -111,8 +111,13 @@ def plan_starts(
 def plan_prune(
     videojobs: Iterable[VideoJobView], successful_limit: int, failed_limit: int
 ) -> list[VideoJobView]:
-    """Finished VideoJobs beyond the history limits, oldest first."""
-    done = [vj for vj in videojobs if not vj.deleting and vj.effective_phase.terminal]
+    """Finished VideoJobs beyond the history limits, oldest first; never one whose webhook
+    deliveries are still pending (it holds their state: pruning it would lose them)."""
+    done = [
+        vj
+        for vj in videojobs
+        if not vj.deleting and vj.effective_phase.terminal and not vj.deliveries_pending
+    ]
     done.sort(key=lambda vj: (vj.status.get("finishedAt") or vj.created, vj.name), reverse=True)
     succeeded = [vj for vj in done if vj.effective_phase is Phase.SUCCEEDED]
     failed = [vj for vj in done if vj.effective_phase is Phase.FAILED]

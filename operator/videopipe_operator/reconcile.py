@@ -177,6 +177,9 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
         1 for vj in state.videojobs if vj.effective_phase in (Phase.PENDING, Phase.QUEUED)
     )
     _report(ctx, body, source, result, problem, invalid, state)
+    if ctx.deliveries is not None:  # after a restart, this picks up what was still owed
+        for vj in state.videojobs:
+            ctx.deliveries.offer(vj)
     metrics.POLL_DURATION.labels(source=label).observe(time.monotonic() - started_at)
     return result
 

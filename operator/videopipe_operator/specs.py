@@ -165,6 +165,79 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+    @classmethod
+    def parse(cls, raw: Json) -> SecretKeyRef:
+        return cls(name=str(raw["name"]), key=str(raw["key"]))
+
+    def to_spec(self) -> Json:
+        return {"name": self.name, "key": self.key}
+
+
+DEFAULT_NOTIFY_EVENTS = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    """One webhook: where outcomes go, the Secret that signs them, which outcomes."""
+
+    url: str
+    secret: SecretKeyRef
+    events: tuple[str, ...] = DEFAULT_NOTIFY_EVENTS
+
+    @classmethod
+    def parse_all(cls, raw: Any) -> tuple[NotificationSpec, ...]:
+        return tuple(
+            cls(
+                url=str(item["url"]),
+                secret=SecretKeyRef.parse(item["secretRef"]),
+                events=tuple(item.get("events") or DEFAULT_NOTIFY_EVENTS),
+            )
+            for item in raw or ()
+        )
+
+    def to_spec(self) -> Json:
+        return {"url": self.url, "secretRef": self.secret.to_spec(), "events": list(self.events)}
+
+
+@dataclass(frozen=True)
+class SqsEvents:
+    queue_url: str
+    region: str | None = None
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class EventsSpec:
+    """Where bucket events come from: an SQS queue, HTTP pushes with a token, or both."""
+
+    sqs: SqsEvents | None = None
+    http_token: SecretKeyRef | None = None
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> EventsSpec:
+        raw = raw or {}
+        sqs, http = raw.get("sqs"), raw.get("http")
+        return cls(
+            sqs=SqsEvents(
+                queue_url=str(sqs["queueUrl"]),
+                region=sqs.get("region") or None,
+                endpoint=sqs.get("endpoint") or None,
+            )
+            if sqs
+            else None,
+            http_token=SecretKeyRef.parse(http["tokenSecretRef"]) if http else None,
+        )
+
+    @property
+    def configured(self) -> bool:
+        return self.sqs is not None or self.http_token is not None
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     namespace: str
@@ -177,6 +250,8 @@ class SourceSpec:
     accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
     worker: Json = field(default_factory=dict)  # snapshotted verbatim into each VideoJob
     jobs: JobsSpec = field(default_factory=JobsSpec)
+    notifications: tuple[NotificationSpec, ...] = ()
+    events: EventsSpec = field(default_factory=EventsSpec)
 
     @classmethod
     def parse(cls, body: Json) -> SourceSpec:
@@ -199,6 +274,8 @@ class SourceSpec:
             accelerator=AcceleratorSpec.parse(spec.get("accelerator")),
             worker=dict(spec.get("worker") or {}),
             jobs=JobsSpec.parse(spec.get("jobs")),
+            notifications=NotificationSpec.parse_all(spec.get("notifications")),
+            events=EventsSpec.parse(spec.get("events")),
         )
 
     @property
@@ -231,6 +308,7 @@ class VideoJobView:
     gpu_type: str | None
     worker: Json
     jobs: JobsSpec
+    notifications: tuple[NotificationSpec, ...]
     phase: Phase
     attempts: int
     job_name: str | None
@@ -269,6 +347,7 @@ class VideoJobView:
             gpu_type=spec.get("gpuType") or None,
             worker=dict(spec.get("worker") or {}),
             jobs=JobsSpec.parse(spec.get("jobs")),
+            notifications=NotificationSpec.parse_all(spec.get("notifications")),
             phase=Phase(raw_phase) if raw_phase in Phase.__members__.values() else Phase.PENDING,
             attempts=int(status.get("attempts") or 0),
             job_name=status.get("jobName") or None,
@@ -297,5 +376,22 @@ class VideoJobView:
     def active(self) -> bool:
         return not self.effective_phase.terminal
 
+    @property
+    def deliveries_pending(self) -> bool:
+        """A webhook delivery is still to be made: the VideoJob must not be pruned yet."""
+        entries = self.status.get("notifications") or {}
+        return any((e or {}).get("state") == "Pending" for e in entries.values())
 
-__all__ = ["AcceleratorSpec", "JobsSpec", "Scheduling", "SourceSpec", "Storage", "VideoJobView"]
+
+__all__ = [
+    "AcceleratorSpec",
+    "EventsSpec",
+    "JobsSpec",
+    "NotificationSpec",
+    "Scheduling",
+    "SecretKeyRef",
+    "SourceSpec",
+    "SqsEvents",
+    "Storage",
+    "VideoJobView",
+]

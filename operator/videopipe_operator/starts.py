@@ -17,8 +17,9 @@ from datetime import datetime
 
 from videopipe.layout import Folder
 from videopipe.store import MoveResult, Store
+from videopipe.webhooks import Outcome
 
-from videopipe_operator import manifests, metrics, naming, phases
+from videopipe_operator import manifests, metrics, naming, notifications, phases
 from videopipe_operator.constants import Phase, Reason
 from videopipe_operator.context import Context
 from videopipe_operator.specs import SourceSpec, VideoJobView
@@ -50,6 +51,7 @@ def start(
     patch = phases.running_status(
         vj.status, vj.generation, now, job_name=job_name, attempt=vj.attempt
     )
+    patch = notifications.with_notifications(vj, Outcome.STARTED, patch, now)
     ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
     ctx.kube.post_event(
         vj.raw,

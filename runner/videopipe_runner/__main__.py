@@ -24,11 +24,13 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from videopipe import webhooks
 from videopipe.reasons import Reason
 from videopipe.s3 import S3Uri, endpoint_from_env, is_s3_uri
 from videopipe.store import StoreError
 
 from videopipe_runner.display import Display, LiveDisplay, LogDisplay, print_summary
+from videopipe_runner.notifier import Notifier, source_uri
 from videopipe_runner.policy import RunExit, Support
 from videopipe_runner.runner import Runner, exit_code, open_claims, open_store
 from videopipe_runner.settings import RunnerSettings
@@ -132,6 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--plain", action="store_true", help="log lines instead of a live table on a terminal"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    notify = parser.add_argument_group("webhooks (signed CloudEvents, as the operator sends)")
+    notify.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST each outcome to this URL (repeatable)",
+    )
+    notify.add_argument(
+        "--notify-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="the signing secret (whsec_ and base64, Standard Webhooks) for every --notify URL",
+    )
+    notify.add_argument(
+        "--notify-events",
+        default=",".join(sorted(webhooks.DEFAULT_EVENTS)),
+        metavar="LIST",
+        help="comma-separated outcomes to send: Started, Succeeded, Failed (default: %(default)s)",
+    )
+    notify.add_argument(
+        "--notify-give-up",
+        type=float,
+        default=DEFAULTS["notify_give_up"],
+        metavar="SECONDS",
+        help="retry a delivery this long, then abandon it (default: %(default)s)",
+    )
     s3 = parser.add_argument_group("S3")
     s3.add_argument(
         "--endpoint",
@@ -190,6 +219,8 @@ def settings_from_args(args: argparse.Namespace) -> RunnerSettings:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} must not be negative")
     return RunnerSettings(
+        notifications=notifications_from_args(args),
+        notify_give_up=args.notify_give_up,
         uri=uri,
         endpoint=args.endpoint or endpoint_from_env(),
         region=args.region,
@@ -203,6 +234,31 @@ def settings_from_args(args: argparse.Namespace) -> RunnerSettings:
         worker_options=worker_options(args),
         report=args.report,
     )
+
+
+def notifications_from_args(args: argparse.Namespace) -> tuple[webhooks.Notification, ...]:
+    """The --notify webhooks; ValueError (a WebhookConfigError) says what is wrong."""
+    if not args.notify:
+        return ()
+    if args.notify_secret_file is None:
+        raise ValueError(
+            f"--notify needs --notify-secret-file with the signing secret; make one with: "
+            f"{webhooks.MAKE_SECRET}"
+        )
+    try:
+        secret = args.notify_secret_file.read_text().strip()
+    except OSError as e:
+        raise ValueError(f"--notify-secret-file: {e}") from None
+    events = webhooks.parse_events(e.strip() for e in args.notify_events.split(",") if e.strip())
+    guard = webhooks.Guard.from_env()
+    for url in args.notify:
+        try:
+            guard.check(url)  # a refused URL is said now, not after the first video
+        except webhooks.Refused as e:
+            raise ValueError(f"--notify {url}: {e}") from None
+        except webhooks.Unresolved as e:  # the name may resolve later: say so, go on
+            log.warning("--notify %s: %s", url, e)
+    return tuple(webhooks.Notification(url, secret, events) for url in args.notify)
 
 
 def setup_logging(console: Console, live: bool, quiet: bool) -> None:
@@ -258,7 +314,17 @@ def main(argv: list[str] | None = None) -> int:
     if not live:
         log.info("%s; runner %s", title, claims.owner)
     workdir = Path(tempfile.mkdtemp(prefix="videopipe-run-"))
-    ctx = TripContext(store, claims, settings, shutdown, workdir, display.update)
+    notifier = (
+        Notifier(
+            settings.notifications,
+            source_uri(settings.uri),
+            webhooks.Guard.from_env(),
+            webhooks.DeliveryPolicy(give_up_after_seconds=settings.notify_give_up),
+        )
+        if settings.notifications
+        else None
+    )
+    ctx = TripContext(store, claims, settings, shutdown, workdir, display.update, notifier)
     display.start()
     statuses: list[VideoStatus] = []
     failure: StoreError | None = None
@@ -269,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         display.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    if notifier is not None:
+        notifier.close(settings.grace)
     print_summary(statuses, Console(width=None if sys.stdout.isatty() else 120))
     code = exit_code(statuses, settings, shutdown)
     if failure is not None:

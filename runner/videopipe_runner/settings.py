@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videopipe.s3 import S3Uri
+from videopipe.webhooks import Notification
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class RunnerSettings:
     worker_options: tuple[str, ...] = field(default_factory=tuple)
     # report: write the outcome of every video as JSON to this file at the end.
     report: Path | None = None
+    # notifications: webhooks told of outcomes (--notify, --notify-secret-file, --notify-events).
+    notifications: tuple[Notification, ...] = ()
+    # notify_give_up: seconds a webhook delivery is retried before it is abandoned.
+    notify_give_up: float = 300.0
 
     @property
     def local(self) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videopipe import settle
+from videopipe import settle, webhooks
 from videopipe.layout import Folder
 from videopipe.localstore import LocalStore
 from videopipe.reasons import Reason
@@ -39,6 +39,7 @@ from videopipe.store import MoveResult, ObjectInfo, Store, StoreError
 from videopipe_runner import policy
 from videopipe_runner.claims import Claims, Lease, LeaseLost
 from videopipe_runner.folderclaims import FolderClaims
+from videopipe_runner.notifier import Notifier, event_data
 from videopipe_runner.policy import Action, Outcome
 from videopipe_runner.settings import RunnerSettings
 from videopipe_runner.shutdown import Shutdown
@@ -61,6 +62,7 @@ class TripContext:
     shutdown: Shutdown
     workdir: Path
     publish: Callable[[VideoStatus], None]  # the display
+    notifier: Notifier | None = None  # --notify: webhooks on Started, Succeeded, Failed
 
 
 class Trip:
@@ -197,6 +199,7 @@ class Trip:
         stem = self.ctx.workdir / f"worker-{uuid.uuid4().hex[:12]}"
         worker = WorkerProcess(argv, stem.with_suffix(".log"), stem.with_suffix(".report"))
         self._set(Step.RUNNING, detail="starting")
+        self._tell(webhooks.Outcome.STARTED)
         log.debug("%s: worker pid %d: %s", self.path, worker.pid, " ".join(argv))
         while worker.wait(POLL_SECONDS) is None:
             if self.ctx.shutdown.aborting.is_set() or self.lease.lost.is_set():
@@ -229,6 +232,7 @@ class Trip:
         )
         if moved is MoveResult.MISSING:
             return self._vanished()
+        self._tell(webhooks.Outcome.SUCCEEDED if succeeded else webhooks.Outcome.FAILED, result)
         if succeeded:
             return self._end(Outcome.COMPLETED, Reason.RESUMED if result is None else "")
         assert result is not None
@@ -261,6 +265,30 @@ class Trip:
             Outcome.ERROR,
             Reason.VIDEO_VANISHED,
             "the video disappeared from processing/ while it was being worked on",
+        )
+
+    def _tell(self, told: webhooks.Outcome, result: WorkerResult | None = None) -> None:
+        notifier = self.ctx.notifier
+        if notifier is None:
+            return
+        folder = {
+            webhooks.Outcome.STARTED: Folder.PROCESSING,
+            webhooks.Outcome.SUCCEEDED: Folder.COMPLETED,
+            webhooks.Outcome.FAILED: Folder.FAILED,
+        }[told]
+        failed = told is webhooks.Outcome.FAILED and result is not None
+        data = event_data(
+            bucket=self.ctx.settings.bucket,
+            key=self.store.layout.key(folder, self.path),
+            path=self.path,
+            attempt=self.status.attempt,
+            reason=result.reason if failed and result else "",
+            message=result.message if failed and result else "",
+            report=result.report if result else None,
+            seconds=result.seconds if result else None,
+        )
+        notifier.tell(
+            told, path=self.path, identity=self.identity, attempt=self.status.attempt, data=data
         )
 
     # -- status --
