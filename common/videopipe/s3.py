@@ -3,7 +3,8 @@
 One place builds boto3 clients so that every part treats endpoints the same way:
 an explicit endpoint wins, otherwise boto3's own configuration applies
 (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_REGION`, profiles, Workload Identity).
-Stores other than AWS get path-style addressing, which all of them accept.
+Stores other than AWS get path-style addressing, which all of them accept. The SQS client that
+the operator reads bucket events with is built here too, the same way.
 """
 
 from __future__ import annotations
@@ -91,9 +92,31 @@ def make_client(
     )
 
 
+def make_sqs_client(
+    endpoint: str | None = None,
+    region: str | None = None,
+    *,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    read_timeout: float = 30,
+) -> Any:
+    """A boto3 SQS client for bucket events; `read_timeout` must outlast a 20 s long poll."""
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=read_timeout
+    )
+    return boto3.session.Session().client(
+        "sqs",
+        endpoint_url=endpoint or os.environ.get("AWS_ENDPOINT_URL_SQS") or None,
+        region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
+
+
 def quote_key(key: str) -> str:
     """A key made safe for a URL path (unicode, spaces), reversible with `unquote`."""
     return quote(key, safe="/")
 
 
-__all__ = ["S3Uri", "endpoint_from_env", "is_s3_uri", "make_client", "quote_key", "unquote"]
+__all__ = ["S3Uri", "endpoint_from_env", "is_s3_uri", "make_client", "make_sqs_client", "quote_key", "unquote"]

@@ -42,7 +42,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--health-port", type=int, default=8080, help="/healthz and /readyz port (0: off)"
     )
     parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (0: off)")
-    parser.add_argument("--bind", default="0.0.0.0", help="address for the health/metrics ports")
+    parser.add_argument(
+        "--events-port",
+        type=int,
+        default=None,
+        help="bucket-event receiver port, POST /events/<namespace>/<source> "
+        "(default: $VIDEOPIPE_EVENTS_PORT, else 8081; 0: off)",
+    )
+    parser.add_argument("--bind", default="0.0.0.0", help="address for the ports above")
     parser.add_argument(
         "--standalone", action="store_true", help="no kopf peering (run exactly one replica)"
     )
@@ -63,10 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     import kopf
     from videopipe import webhooks
 
-    from videopipe_operator import handlers, kube, metrics
+    from videopipe_operator import eventserver, handlers, kube, metrics
     from videopipe_operator.context import Context
+    from videopipe_operator.coordination import Coordination
     from videopipe_operator.deliveries import Deliveries
+    from videopipe_operator.eventsources import EventSources
     from videopipe_operator.health import Health
+    from videopipe_operator.hints import Hints
     from videopipe_operator.watches import WatchAudit
 
     level = "DEBUG" if args.verbose else "WARNING" if args.quiet else config.log_level.upper()
@@ -91,8 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     policy = webhooks.DeliveryPolicy(config.webhook_timeout_seconds, config.webhook_give_up_seconds)
     deliveries = Deliveries(verbs, guard, policy, workers=config.webhook_workers)
+    hints, coordination = Hints(), Coordination()
+    events = EventSources(verbs, hints, coordination, tuple(namespaces))
     ctx = Context(
         kube=verbs,
+        coordination=coordination,
+        hints=hints,
+        events=events,
         config=config,
         health=Health(config.liveness_polls, config.liveness_grace_seconds),
         watches=WatchAudit(config.watch_silence_seconds),
@@ -104,6 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics.serve(args.metrics_port, args.bind)
         ctx.health.serve(args.health_port, args.bind)
+        port = config.events_port if args.events_port is None else args.events_port
+        receiver = (
+            eventserver.start(
+                port,
+                events.resolve,
+                events.push_hint,
+                host=args.bind,
+                max_body=config.events_max_body_bytes,
+            )
+            if port
+            else None
+        )
     except OSError as e:
         print(f"videopipe operator: cannot listen: {e}", file=sys.stderr)
         return 2
@@ -120,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         memo=kopf.Memo(ctx=ctx),
     )
     ctx.health.close()
+    if receiver is not None:
+        receiver.close()
+    events.close()
     deliveries.close()  # what is still owed stays Pending in the VideoJobs, for the next run
     return 0
 

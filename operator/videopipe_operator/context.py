@@ -2,8 +2,8 @@
 
 Passing it explicitly (instead of module globals) keeps the handlers testable and makes the
 dependencies of each step visible: the Kubernetes verbs, the settings, the in-process
-coordination, the health registry, the watch audit (what kopf's watch must echo) and the
-webhook deliveries.
+coordination, the health registry, the watch audit (what kopf's watch must echo), the
+webhook deliveries and the bucket events.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from videopipe_operator import metrics
 from videopipe_operator.config import Config
 from videopipe_operator.coordination import Coordination
 from videopipe_operator.deliveries import Deliveries
+from videopipe_operator.eventsources import EventSources
 from videopipe_operator.health import Health
+from videopipe_operator.hints import Hints
 from videopipe_operator.kube import Kube
 from videopipe_operator.sources import S3Clients
 from videopipe_operator.watches import WatchAudit
@@ -38,6 +40,8 @@ class Context:
     now: Callable[[], datetime] = utcnow
     in_cluster: bool = False
     deliveries: Deliveries | None = None  # webhook deliveries; None: recorded, not sent
+    hints: Hints = field(default_factory=Hints)  # keys named by bucket events, per source
+    events: EventSources | None = None  # SQS consumers and the push receiver's lookups
 
     def __post_init__(self) -> None:
         if self.s3 is None:

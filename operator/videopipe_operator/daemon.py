@@ -4,8 +4,12 @@ kopf starts one of these (a sync daemon, in its thread pool) for every VideoSour
 again after an operator restart, and stops it when the source is deleted or the operator exits.
 The loop never dies on an error: a failed pass is logged and counted, the heartbeat is still
 reported (liveness is about the loop turning), and the next pass starts from cluster state.
-Wake-ups (a Job changed, a VideoJob was cancelled, the VideoSource was edited) are coalesced
-with a short pause, since one Job's completion arrives as several watch events.
+Wake-ups (a Job changed, a VideoJob was cancelled, the VideoSource was edited, a bucket event
+named a key) are coalesced with a short pause, since one Job's completion arrives as several
+watch events and an upload as several bucket events. The keys that events named are taken at
+the start of a pass and marked handled after it (`hints`), so an SQS message is deleted only
+once a pass that began after it has finished; a pass that fails leaves them to SQS's redelivery
+and to the next full listing.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ def run(ctx: Context, namespace: str, name: str, stopped: Any) -> None:
     try:
         while not stopped:
             interval: float = DEFAULT_POLL_SECONDS
+            hinted, tickets = ctx.hints.take(key)
             try:
                 with ctx.coordination.lock(key):
-                    result = reconcile_source(ctx, namespace, name)
+                    result = reconcile_source(ctx, namespace, name, hints=hinted)
                 if result is None:
                     log.info("%s: VideoSource gone; daemon exits", label)
                     return
+                ctx.hints.done(tickets)  # their events may be deleted now
                 interval = result.poll_interval
+                if ctx.events is not None:
+                    ctx.events.ensure(result.source)
             except Exception as e:
                 metrics.RECONCILE_ERRORS.labels(source=label, reason=type(e).__name__).inc()
                 log.exception("%s: reconcile pass failed; retrying in %.0f s", label, interval)
@@ -46,6 +54,9 @@ def run(ctx: Context, namespace: str, name: str, stopped: Any) -> None:
             if ctx.coordination.wait(key, interval, lambda: bool(stopped)):
                 stopped.wait(COALESCE_SECONDS)
     finally:
+        if ctx.events is not None:
+            ctx.events.stop(key)
+        ctx.hints.forget(key)
         ctx.health.forget(label)
         ctx.coordination.forget(key)
         metrics.forget_source(label)

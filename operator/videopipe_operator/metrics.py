@@ -130,6 +130,17 @@ WATCH_EVENTS = Counter(
     ["resource"],
 )
 
+VIDEOJOBS_DISCOVERED = Counter(
+    "videopipe_videojobs_discovered_total",
+    "VideoJobs created or re-armed, by how the video was found: a bucket event or a listing.",
+    ["source", "via"],
+)
+EVENTS_CONFIGURED = Gauge(
+    "videopipe_source_events_configured",
+    "1 if the source has bucket events configured (SQS or HTTP push).",
+    ["source"],
+)
+
 # -- webhook deliveries (`deliveries`) --
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600)
 NOTIFICATIONS = Counter(
@@ -167,6 +178,8 @@ ALL_METRICS = (
     KUBE_API_ERRORS,
     RECONCILE_ERRORS,
     WATCH_EVENTS,
+    VIDEOJOBS_DISCOVERED,
+    EVENTS_CONFIGURED,
     NOTIFICATIONS,
     NOTIFICATION_LATENCY,
 )
@@ -221,6 +234,8 @@ def init_source(source: str) -> None:
         VIDEOJOBS_FINISHED.labels(
             source=source, accelerator=accel, outcome="succeeded", reason="Succeeded"
         )
+    for via in ("event", "poll"):
+        VIDEOJOBS_DISCOVERED.labels(source=source, via=via)
     for outcome in ("delivered", "retried", "abandoned"):
         NOTIFICATIONS.labels(source=source, outcome=outcome)
     NOTIFICATION_LATENCY.labels(source=source)
@@ -228,7 +243,16 @@ def init_source(source: str) -> None:
 
 def forget_source(source: str) -> None:
     """Drop a deleted source's gauges so dashboards do not show a ghost."""
-    for gauge in (QUEUED, BACKLOG, INVALID_KEYS, SOURCE_READY, LAST_POLL, POLL_INTERVAL):
+    gauges = (
+        QUEUED,
+        BACKLOG,
+        INVALID_KEYS,
+        SOURCE_READY,
+        LAST_POLL,
+        POLL_INTERVAL,
+        EVENTS_CONFIGURED,
+    )
+    for gauge in gauges:
         with contextlib.suppress(KeyError):
             gauge.remove(source)
     for accelerator in ("cpu", "gpu"):

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from videopipe.settle import KEY_TOO_LONG_MESSAGE
-from videopipe.store import ObjectInfo, Store, StoreError
+from videopipe.store import Store, StoreError
 
 from videopipe_operator import (
     conditions,
@@ -60,6 +61,8 @@ MAX_KEY_EVENTS = 10  # per pass; the condition lists the rest
 class PassResult:
     poll_interval: float
     ready: bool
+    source: SourceSpec
+    listed: bool = False  # pending/ was listed in full (not only the keys events named)
     backlog: int = 0
     running: int = 0
     queued: int = 0
@@ -126,8 +129,15 @@ class Stores:
         return store
 
 
-def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | None:
-    """One pass; None if the VideoSource no longer exists."""
+def reconcile_source(
+    ctx: Context, namespace: str, name: str, hints: Collection[str] = ()
+) -> PassResult | None:
+    """One pass; None if the VideoSource no longer exists.
+
+    `hints`: keys in `pending/` that bucket events named since the last pass. While the poll
+    interval since the last full listing is not up, only these are looked at (HEAD each);
+    otherwise `pending/` is listed in full, as without events.
+    """
     body = ctx.kube.get_source(namespace, name)
     if body is None:
         return None
@@ -135,9 +145,9 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     source = SourceSpec.parse(body)
     label = metrics.source_label(namespace, name)
     started_at = time.monotonic()
-    result = PassResult(poll_interval=source.poll_interval_seconds, ready=False)
+    result = PassResult(poll_interval=source.poll_interval_seconds, ready=False, source=source)
     problem: sources.SourceProblem | None = None
-    invalid: list[str] = []
+    invalid: list[str] | None = []  # None: not known this pass (only hinted keys were seen)
     store: Store | None = None
     try:
         store = sources.connect(ctx.kube, ctx.clients, namespace, source.storage, label)
@@ -155,9 +165,20 @@ def reconcile_source(ctx: Context, namespace: str, name: str) -> PassResult | No
     if result.finished:  # their slots and paths are free for discovery now
         state = ClusterState.read(ctx, namespace, name)
     if store is not None:
+        key = (namespace, name)
+        result.listed = not hints or ctx.coordination.list_due(key, source.poll_interval_seconds)
         try:
-            invalid, result.backlog, result.created = _discover(ctx, store, source, state, label)
-            metrics.LAST_POLL.labels(source=label).set(time.time())
+            found, backlog, result.created = _discover(
+                ctx, store, source, state, label, hints, listed=result.listed
+            )
+            if backlog is None:  # the last full listing's, less what was taken since
+                backlog = max(
+                    0, int((body.get("status") or {}).get("backlog") or 0) - result.created
+                )
+            invalid, result.backlog = found, backlog
+            if result.listed:
+                ctx.coordination.listed(key)
+                metrics.LAST_POLL.labels(source=label).set(time.time())
         except StoreError as e:
             problem = sources.SourceProblem(str(e.reason), f"listing pending/ failed: {e}")
         try:
@@ -202,15 +223,27 @@ def _finish(ctx: Context, stores: Stores, state: ClusterState, label: str) -> in
 
 
 def _discover(
-    ctx: Context, store: Store, source: SourceSpec, state: ClusterState, label: str
-) -> tuple[list[str], int, int]:
-    listed: list[ObjectInfo] = list(store.list_pending(limit=ctx.config.max_listed_objects))
+    ctx: Context,
+    store: Store,
+    source: SourceSpec,
+    state: ClusterState,
+    label: str,
+    hints: Collection[str],
+    *,
+    listed: bool,
+) -> tuple[list[str] | None, int | None, int]:
+    """Invalid keys, backlog and VideoJobs made; None for the first two on a hinted pass
+    (`listed` False), which saw only some keys: the last full listing's figures stand."""
+    if listed:
+        objects = list(store.list_pending(limit=ctx.config.max_listed_objects))
+    else:
+        objects = [o for o in (store.head(k) for k in sorted(hints)) if o is not None]
     vjs = state.videojobs
     active = sum(1 for vj in vjs if vj.active)
     plan = planning.plan_discovery(
         source.name,
         store.layout,
-        listed,
+        objects,
         vjs,
         budget=max(0, source.max_active - active),
         fits=store.fits,
@@ -221,8 +254,12 @@ def _discover(
         try:
             if discovery.create_or_rearm_videojob(ctx, store, source, obj, existing, by_name):
                 created += 1
+                via = "event" if obj.key in hints else "poll"
+                metrics.VIDEOJOBS_DISCOVERED.labels(source=label, via=via).inc()
         except Exception as e:
             _error(label, None, "discover", e, key=obj.key)
+    if not listed:
+        return None, None, created
     metrics.BACKLOG.labels(source=label).set(plan.backlog)
     metrics.INVALID_KEYS.labels(source=label).set(len(plan.invalid))
     return plan.invalid, plan.backlog, created
@@ -277,7 +314,7 @@ def _report(
     source: SourceSpec,
     result: PassResult,
     problem: sources.SourceProblem | None,
-    invalid: list[str],
+    invalid: list[str] | None,
     state: ClusterState,
 ) -> None:
     now = phases.iso(ctx.now())
@@ -285,8 +322,9 @@ def _report(
     conds = old.get("conditions") or []
     was_ready = conditions.find(conds, Condition.READY)
     if problem is None:
+        events = " and taking bucket events" if source.events.configured else ""
         message = (
-            f"Polling every {source.poll_interval_seconds} s: {result.backlog} waiting, "
+            f"Polling every {source.poll_interval_seconds} s{events}: {result.backlog} waiting, "
             f"{result.running} running, {result.queued} queued."
         )
         conds = conditions.set_condition(
@@ -296,7 +334,9 @@ def _report(
         conds = conditions.set_condition(
             conds, Condition.READY, False, problem.reason, problem.message, now, source.generation
         )
-    if invalid:
+    if invalid is None:
+        pass  # a hinted pass: KeysValid stays as the last full listing left it
+    elif invalid:
         shown = ", ".join(repr(k) for k in invalid[:5])
         more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
         conds = conditions.set_condition(
@@ -319,9 +359,10 @@ def _report(
         "backlog": result.backlog,
         "running": result.running,
         "queued": result.queued,
-        "invalidKeys": len(invalid),
         "conditions": conds,
     }
+    if invalid is not None:
+        patch["invalidKeys"] = len(invalid)
     if problem is None:
         patch["lastSuccessfulPollTime"] = now
     ctx.kube.patch_source_status(source.namespace, source.name, patch)
@@ -335,13 +376,15 @@ def _events(
     source: SourceSpec,
     problem: sources.SourceProblem | None,
     was_ready: Json | None,
-    invalid: list[str],
+    invalid: list[str] | None,
 ) -> None:
     before = (was_ready or {}).get("status")
     if problem is not None and (before != "False" or was_ready.get("reason") != problem.reason):
         ctx.kube.post_event(body, problem.reason, problem.message, warning=True)
     elif problem is None and before != "True":
         ctx.kube.post_event(body, Reason.SOURCE_READY, f"Bucket {source.storage.bucket} reachable.")
+    if invalid is None:
+        return
     key = (source.namespace, source.name)
     for bad in ctx.coordination.newly_reported(key, invalid)[:MAX_KEY_EVENTS]:
         ctx.kube.post_event(
@@ -355,6 +398,7 @@ def _events(
 def _gauges(source: SourceSpec, result: PassResult, state: ClusterState) -> None:
     label = metrics.source_label(source.namespace, source.name)
     metrics.SOURCE_READY.labels(source=label).set(1 if result.ready else 0)
+    metrics.EVENTS_CONFIGURED.labels(source=label).set(1 if source.events.configured else 0)
     metrics.POLL_INTERVAL.labels(source=label).set(source.poll_interval_seconds)
     metrics.QUEUED.labels(source=label).set(result.queued)
     for accel in ("cpu", "gpu"):

@@ -77,6 +77,12 @@ class S3Clients:
 
 def connect(kube: Kube, clients: S3Clients, namespace: str, storage: Storage, label: str) -> Store:
     """A Store for `storage`, with credentials from its Secret; SourceProblem if unusable."""
+    access, secret = credentials(kube, namespace, storage)
+    return Store(clients.get(storage, access, secret, label), storage.bucket, storage.layout)
+
+
+def credentials(kube: Kube, namespace: str, storage: Storage) -> tuple[str | None, str | None]:
+    """The access and secret key of `storage`'s Secret; (None, None) for the default chain."""
     access = secret = None
     if storage.credentials_secret:
         data = kube.secret_data(namespace, storage.credentials_secret)
@@ -93,7 +99,7 @@ def connect(kube: Kube, clients: S3Clients, namespace: str, storage: Storage, la
                 f"Secret {storage.credentials_secret!r} must have non-empty keys "
                 f"{AWS_ACCESS_KEY} and {AWS_SECRET_KEY}.",
             )
-    return Store(clients.get(storage, access, secret, label), storage.bucket, storage.layout)
+    return access, secret
 
 
 def check_bucket(store: Store, storage: Storage) -> None:
@@ -126,4 +132,11 @@ def check_worker_secrets(kube: Kube, namespace: str, worker: dict[str, Any]) -> 
         )
 
 
-__all__ = ["S3Clients", "SourceProblem", "check_bucket", "check_worker_secrets", "connect"]
+__all__ = [
+    "S3Clients",
+    "SourceProblem",
+    "check_bucket",
+    "check_worker_secrets",
+    "connect",
+    "credentials",
+]
