@@ -137,8 +137,7 @@ def _eventbridge(doc: dict[str, Any]) -> list[ObjectEvent]:
     key = _dig(doc, "detail", "object", "key")
     if not bucket or not key:
         raise MalformedEvent(
-            "an EventBridge 'Object Created' event without detail.bucket.name or "
-            "detail.object.key"
+            "an EventBridge 'Object Created' event without detail.bucket.name or detail.object.key"
         )
     # AWS's EventBridge pages (S3 user guide, "EventBridge event message structure") do not
     # say the key is URL-encoded, unlike the notification pages; field reports find it either

@@ -130,6 +130,37 @@ WATCH_EVENTS = Counter(
     ["resource"],
 )
 
+# -- Bucket events (bucketevents, eventserver, sqsevents) -------------------------------------
+# One block so that it merges apart from the rest. `kind` is the transport: `http` (a push to
+# the event receiver) or `sqs`. These are not in ALL_METRICS yet: `kind` is not among the labels
+# tests/observability allows (test_names_follow_the_contract) and docs/architecture.md lists;
+# adding them there is the wiring's step.
+EVENT_KINDS = ("http", "sqs")
+EVENTS_RECEIVED = Counter(
+    "videopipe_events_received_total",
+    "Bucket event messages read and parsed (including those that name no video of ours).",
+    ["source", "kind"],
+)
+EVENTS_REJECTED = Counter(
+    "videopipe_events_rejected_total",
+    "Bucket event messages or pushes refused, by reason (Unauthorized, TooLarge, Malformed...).",
+    ["source", "kind", "reason"],
+)
+EVENTS_ERRORS = Counter(
+    "videopipe_events_errors_total",
+    "Failed calls to an event queue (SQS receive or delete), by reason.",
+    ["source", "kind", "reason"],
+)
+EVENT_METRICS = (EVENTS_RECEIVED, EVENTS_REJECTED, EVENTS_ERRORS)
+
+
+def init_event_source(source: str, kind: str) -> None:
+    """Create a source's event counter at zero when its receiver or consumer starts."""
+    EVENTS_RECEIVED.labels(source=source, kind=kind)
+
+
+# -- end of bucket events ----------------------------------------------------------------------
+
 ALL_METRICS = (
     BUILD_INFO,
     VIDEOJOBS_CREATED,
@@ -225,7 +256,9 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 
 __all__ = [
     "ALL_METRICS",
+    "EVENT_METRICS",
     "count_kube_api_error",
+    "init_event_source",
     "init_source",
     "instrument_s3",
     "serve",
