@@ -63,7 +63,7 @@ class EventServer:
     def __init__(self, server: _Server) -> None:
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="videopipe-events", daemon=True
+            target=server.serve_forever, args=(0.1,), name="videopipe-events", daemon=True
         )
         self._thread.start()
 
@@ -109,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive: MinIO and Pub/Sub reuse connections
     timeout = READ_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall
 
     def do_POST(self) -> None:
         self._body_read = False
@@ -244,6 +245,15 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if has_body and not self._body_read:
             self.close_connection = True
+        log.debug(
+            "%s %s from %s (%s): %d %s",
+            self.command,
+            self._path(),
+            self.client_address[0],
+            label,
+            status,
+            reason or "",
+        )
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -254,15 +264,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        log.debug(
-            "%s %s from %s (%s): %d %s",
-            self.command,
-            self._path(),
-            self.client_address[0],
-            label,
-            status,
-            reason or "",
-        )
 
     _body_read = False
 
