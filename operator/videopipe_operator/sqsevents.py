@@ -84,6 +84,16 @@ class SqsConsumer:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sqs-{source}", daemon=True)
         self._batches: list[_Batch] = []
+        read_timeout = getattr(getattr(client, "meta", None), "config", None)
+        read_timeout = getattr(read_timeout, "read_timeout", None)
+        if isinstance(read_timeout, int | float) and read_timeout <= wait_seconds:
+            log.warning(
+                "%s: the SQS client's read timeout (%g s) ends the %d s long poll early; "
+                "give it more than that",
+                source,
+                read_timeout,
+                wait_seconds,
+            )
 
     def start(self) -> SqsConsumer:
         metrics.init_event_source(self._source, KIND)
@@ -100,7 +110,8 @@ class SqsConsumer:
 
     def _run(self) -> None:
         log.info("consuming bucket events of %s from %s", self._source, self._queue_url)
-        pause, resume_at = BACKOFF_FIRST, 0.0
+        first = min(BACKOFF_FIRST, self._backoff_max)
+        pause, resume_at = first, 0.0
         poll: _Poll | None = None
         while not self._stopped.is_set():
             self._settle()
@@ -118,7 +129,7 @@ class SqsConsumer:
                 resume_at = time.monotonic() + pause
                 pause = min(pause * 2, self._backoff_max)
                 continue
-            pause = BACKOFF_FIRST
+            pause = first
             self._take(finished.messages)
         log.info("stopped consuming bucket events of %s", self._source)
 
