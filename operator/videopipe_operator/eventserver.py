@@ -52,6 +52,9 @@ class PushTarget:
 
 
 # resolve(namespace, source) -> PushTarget; LookupError if unknown or push is not configured.
+# Called for every push before the token is checked (so an unknown source is a 404, not a 401:
+# source names are not secrets), hence from a cache of the VideoSources and their Secrets,
+# not one Kubernetes API read per request.
 Resolve = Callable[[str, str], PushTarget]
 # hint(namespace, source, keys): record the keys for the source's loop and wake it.
 Hint = Callable[[str, str, set[str]], None]
@@ -151,15 +154,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self) -> None:
         self._body_read = False
-        status = HTTPStatus.METHOD_NOT_ALLOWED
-        reason = "MethodNotAllowed"
         try:
             self._source()
         except _Rejected as r:
-            status, reason = r.status, r.reason
+            metrics.EVENTS_REJECTED.labels(source=_NO_SOURCE, kind=KIND, reason=r.reason).inc()
+            self._answer(r.status, {"error": r.message}, reason=r.reason)
+            return
+        reason = "MethodNotAllowed"
         metrics.EVENTS_REJECTED.labels(source=_NO_SOURCE, kind=KIND, reason=reason).inc()
         self._answer(
-            status,
+            HTTPStatus.METHOD_NOT_ALLOWED,
             {"error": f"{self.command} is not allowed; POST events"},
             reason=reason,
             headers={"Allow": "POST"},
@@ -224,8 +228,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "TooLarge",
                 f"the body is over {self.server.max_body} bytes",
             )
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except OSError:  # the sender stalled past READ_TIMEOUT, or went away
+            self.close_connection = True
+            raise _Rejected(
+                HTTPStatus.REQUEST_TIMEOUT, "Timeout", "the body did not come"
+            ) from None
         if len(body) < length:
+            self.close_connection = True
             raise _Rejected(HTTPStatus.BAD_REQUEST, "Malformed", "the body ended early")
         self._body_read = True
         return body
@@ -254,16 +265,20 @@ class _Handler(BaseHTTPRequestHandler):
             status,
             reason or "",
         )
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except OSError as e:  # the sender is gone: it will push again
+            log.debug("answering %s failed: %s", self.client_address[0], e)
+            self.close_connection = True
 
     _body_read = False
 

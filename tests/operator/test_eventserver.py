@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -282,3 +283,29 @@ def test_a_burst_of_pushes_is_all_answered_and_recorded(receiver: Receiver) -> N
     keys, tickets = receiver.hints.take(SOURCE)
     assert len(keys) == per_thread * threads + 1  # every key once, the shared one coalesced
     assert len(tickets) == 1
+
+
+def test_a_body_shorter_than_its_length_is_400(receiver: Receiver) -> None:
+    with socket.create_connection(("127.0.0.1", receiver.server.port), timeout=10) as sock:
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Length: 100\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"Records": []}')
+        sock.shutdown(socket.SHUT_WR)  # the sender gives up after 15 of 100 bytes
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"ended early" in answer
+    assert receiver.calls == []
+
+
+def test_another_method_on_another_path_is_404(receiver: Receiver) -> None:
+    conn = receiver.connect()
+    try:
+        conn.request("GET", "/metrics")
+        status, doc, response = read(conn.getresponse())
+    finally:
+        conn.close()
+    assert status == 404 and "/events/<namespace>/<source>" in doc["error"]
+    assert response.getheader("Allow") is None
