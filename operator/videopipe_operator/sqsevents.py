@@ -59,7 +59,12 @@ class _Batch:
 
 
 class SqsConsumer:
-    """Consume `queue_url` for one source; `start()`, then `stop()`."""
+    """Consume `queue_url` for one source; `start()`, then `stop()`.
+
+    `client` is a boto3 SQS client whose read timeout exceeds `wait_seconds`. `hint(keys)`
+    records the keys for the source's loop, wakes it and returns the ticket the loop sets
+    after its next pass (`Hints.add`). `source` is the metrics label, `<namespace>/<name>`.
+    """
 
     def __init__(
         self,
@@ -114,7 +119,7 @@ class SqsConsumer:
         pause, resume_at = first, 0.0
         poll: _Poll | None = None
         while not self._stopped.is_set():
-            self._settle()
+            self._guarded(self._settle)
             if poll is None:
                 if time.monotonic() >= resume_at and len(self._batches) < MAX_IN_FLIGHT:
                     poll = _Poll(self._receive)
@@ -130,8 +135,16 @@ class SqsConsumer:
                 pause = min(pause * 2, self._backoff_max)
                 continue
             pause = first
-            self._take(finished.messages)
+            self._guarded(self._take, finished.messages)
+        # Batches still waiting are left to SQS: a delete now could hold stop() up.
         log.info("stopped consuming bucket events of %s", self._source)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """A bug in one step must not end the source's events: log it and go on."""
+        try:
+            step(*args)
+        except Exception:
+            log.exception("%s: handling SQS messages failed", self._source)
 
     def _receive(self) -> list[dict[str, Any]]:
         answer = self._client.receive_message(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -238,3 +239,27 @@ def test_stop_ends_a_consumer_in_the_middle_of_a_long_poll(bucket: str, queue: Q
     began = time.monotonic()
     c.stop()
     assert not c.alive and time.monotonic() - began < 1.5
+
+
+def test_hints_coalesce_and_a_ticket_is_set_only_by_the_pass_that_took_it() -> None:
+    hints = Hints()
+    tickets: list[Ticket] = []
+
+    def burst(n: int) -> None:
+        for i in range(1000):
+            tickets.append(hints.add(SOURCE, {f"pending/{i % 10}.mp4"}))
+
+    workers = [threading.Thread(target=burst, args=(n,)) for n in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len({id(t) for t in tickets}) == 1  # 4,000 duplicate hints: one ticket, one set
+    keys, taken = hints.take(SOURCE)
+    assert keys == {f"pending/{i}.mp4" for i in range(10)} and taken == [tickets[0]]
+    later = hints.add(SOURCE, {"pending/late.mp4"})  # after the pass began: the next pass's
+    assert later is not tickets[0] and not tickets[0].is_set()
+    hints.done(taken)
+    assert tickets[0].is_set() and not later.is_set()
+    assert hints.take(SOURCE) == ({"pending/late.mp4"}, [later])
+    assert hints.take(("media", "other")) == (set(), [])
