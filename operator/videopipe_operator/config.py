@@ -52,6 +52,8 @@ class Config:
     # VIDEOPIPE_WATCH_SILENCE_SECONDS: /healthz fails when a change read over REST has not come
     # through kopf's watch in this time (above kopf's own 70 s re-connect on inactivity).
     watch_silence_seconds: float = 120.0
+    # VIDEOPIPE_EVENTS_PORT: port of the bucket-event receiver, POST /events/<ns>/<source>.
+    events_port: int = 8081
     # VIDEOPIPE_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
 

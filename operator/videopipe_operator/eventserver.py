@@ -30,10 +30,11 @@ from urllib.parse import parse_qs, urlsplit
 from videopipe.layout import Layout
 
 from videopipe_operator import bucketevents, metrics
+from videopipe_operator.config import Config
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8081  # VIDEOPIPE_EVENTS_PORT
+DEFAULT_PORT = Config.events_port  # VIDEOPIPE_EVENTS_PORT
 MAX_BODY = 1024 * 1024  # MinIO batches stay far below; a bigger body is not an event of ours
 READ_TIMEOUT = 30.0  # seconds a sender may take to send its request
 KIND = "http"

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client import REGISTRY
 from videopipe.layout import Layout
 from videopipe_operator import eventserver
+from videopipe_operator.config import Config
 from videopipe_operator.eventserver import PushTarget
 from videopipe_operator.hints import Hints
 
@@ -309,3 +310,8 @@ def test_another_method_on_another_path_is_404(receiver: Receiver) -> None:
         conn.close()
     assert status == 404 and "/events/<namespace>/<source>" in doc["error"]
     assert response.getheader("Allow") is None
+
+
+def test_the_port_is_a_setting() -> None:
+    assert eventserver.DEFAULT_PORT == Config().events_port == 8081
+    assert Config.from_env({"VIDEOPIPE_EVENTS_PORT": "9000"}).events_port == 9000
