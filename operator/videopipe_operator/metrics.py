@@ -130,6 +130,30 @@ WATCH_EVENTS = Counter(
     ["resource"],
 )
 
+# -- bucket events (`bucketevents`, `eventserver`, `sqsevents`); `kind`: http or sqs --
+EVENT_KINDS = ("http", "sqs")
+EVENTS_RECEIVED = Counter(
+    "videopipe_events_received_total",
+    "Bucket event messages read and parsed (including those that name no video of ours).",
+    ["source", "kind"],
+)
+EVENTS_REJECTED = Counter(
+    "videopipe_events_rejected_total",
+    "Bucket event messages or pushes refused, by reason (Unauthorized, TooLarge, Malformed...).",
+    ["source", "kind", "reason"],
+)
+EVENTS_ERRORS = Counter(
+    "videopipe_events_errors_total",
+    "Failed calls to an event queue (SQS receive or delete), by reason.",
+    ["source", "kind", "reason"],
+)
+
+
+def init_event_source(source: str, kind: str) -> None:
+    """Create a source's event counter at zero when its receiver or consumer starts."""
+    EVENTS_RECEIVED.labels(source=source, kind=kind)
+
+
 VIDEOJOBS_DISCOVERED = Counter(
     "videopipe_videojobs_discovered_total",
     "VideoJobs created or re-armed, by how the video was found: a bucket event or a listing.",
@@ -180,6 +204,9 @@ ALL_METRICS = (
     WATCH_EVENTS,
     VIDEOJOBS_DISCOVERED,
     EVENTS_CONFIGURED,
+    EVENTS_RECEIVED,
+    EVENTS_REJECTED,
+    EVENTS_ERRORS,
     NOTIFICATIONS,
     NOTIFICATION_LATENCY,
 )
@@ -269,6 +296,7 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 __all__ = [
     "ALL_METRICS",
     "count_kube_api_error",
+    "init_event_source",
     "init_source",
     "instrument_s3",
     "serve",
