@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -176,7 +177,12 @@ def secret_key(secret: str) -> bytes:
     except (binascii.Error, ValueError):
         key = b""
     if len(key) < MIN_KEY_BYTES:
-        problem = "is not base64" if not key else f"holds {len(key)} bytes, under {MIN_KEY_BYTES}"
+        if not encoded:
+            problem = "is empty"
+        elif not key:
+            problem = "is not base64"
+        else:
+            problem = f"holds {len(key)} bytes, under {MIN_KEY_BYTES}"
         raise WebhookConfigError(
             f"the webhook secret {problem}: it must be the Standard Webhooks form "
             f"whsec_<base64 of {MIN_KEY_BYTES} to 64 random bytes>; make one with: {MAKE_SECRET}"
@@ -284,10 +290,9 @@ class Guard:
         deny += _networks(env.get(ENV_DENY, "").split(","), ENV_DENY)
         api = env.get("KUBERNETES_SERVICE_HOST", "").strip()
         if api:
-            try:
+            # Kubernetes always sets an IP; a name here is no address to deny.
+            with contextlib.suppress(ValueError):
                 deny.append(ipaddress.ip_network(api))
-            except ValueError:
-                pass  # Kubernetes always sets an IP; a name here is no address to deny
         allow = frozenset(_normal_host(h) for h in env.get(ENV_ALLOW, "").split(",") if h.strip())
         return cls(tuple(deny), allow)
 
@@ -453,10 +458,8 @@ def send(
         # A receiver that answers a byte at a time would outlast every per-read timeout.
         timed_out.set()
         if conn.raw is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     timer = threading.Timer(timeout, cut)
     timer.daemon = True
@@ -480,6 +483,8 @@ def send(
     finally:
         timer.cancel()
         conn.close()
+    if timed_out.is_set():  # the cut ends an answer early, which can still parse as whole
+        return Attempt("retry", error=f"no answer from {where} within {timeout:g} s")
     line = _status_line(status, answer.reason)
     if 200 <= status < 300:
         return Attempt("delivered", status)
@@ -604,7 +609,7 @@ def deliver(
     notification: Notification,
     event: Mapping[str, Any],
     guard: Guard,
-    policy: DeliveryPolicy = DeliveryPolicy(),  # noqa: B008 - frozen, so one shared is fine
+    policy: DeliveryPolicy = DeliveryPolicy(),  # frozen: one shared default is safe
     *,
     sleep: Callable[[float], None] = _time.sleep,
     clock: Callable[[], float] = _time.time,
