@@ -230,7 +230,8 @@ class Target:
     path_and_query: str
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port} ({self.ip})"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port} ({self.ip})"
 
 
 def _networks(cidrs: Iterable[str], where: str) -> list[Network]:
