@@ -330,7 +330,8 @@ class Guard:
                         )
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
         query = "?" + quote(parts.query, safe="/%:@!$&'()*+,;=~?") if parts.query else ""
-        return Target(host, port, str(addresses[0]), scheme, path + query)  # type: ignore[arg-type]
+        kind: Literal["http", "https"] = "https" if scheme == "https" else "http"
+        return Target(host, port, str(addresses[0]), kind, path + query)
 
 
 def _resolve(host: str, port: int) -> list[Address]:
