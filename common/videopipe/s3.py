@@ -102,7 +102,9 @@ def make_sqs_client(
 ) -> Any:
     """A boto3 SQS client for bucket events; `read_timeout` must outlast a 20 s long poll."""
     config = Config(
-        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=read_timeout
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=read_timeout,
     )
     return boto3.session.Session().client(
         "sqs",
@@ -119,4 +121,12 @@ def quote_key(key: str) -> str:
     return quote(key, safe="/")
 
 
-__all__ = ["S3Uri", "endpoint_from_env", "is_s3_uri", "make_client", "make_sqs_client", "quote_key", "unquote"]
+__all__ = [
+    "S3Uri",
+    "endpoint_from_env",
+    "is_s3_uri",
+    "make_client",
+    "make_sqs_client",
+    "quote_key",
+    "unquote",
+]

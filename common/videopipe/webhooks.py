@@ -45,12 +45,12 @@ from urllib.parse import quote, urlsplit
 class Outcome(StrEnum):
     """What happened to a video; the words users write in a webhook's `events`."""
 
-    Started = "Started"
-    Succeeded = "Succeeded"
-    Failed = "Failed"
+    STARTED = "Started"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
 
 
-DEFAULT_EVENTS: frozenset[Outcome] = frozenset({Outcome.Succeeded, Outcome.Failed})
+DEFAULT_EVENTS: frozenset[Outcome] = frozenset({Outcome.SUCCEEDED, Outcome.FAILED})
 EVENT_TYPE_PREFIX = "dev.videopipe.video."
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 USER_AGENT = "videopipe-webhooks/1"
@@ -134,10 +134,11 @@ def cloud_event(
 ) -> dict[str, Any]:
     """A CloudEvents 1.0 event (structured mode) saying `outcome` of the video at `path`.
 
-    `source` is a URI-reference naming the VideoSource (`/namespaces/<ns>/videosources/<name>`,
-    or `videopipe-run://<host>/<folder>` for the runner); `identity` is the upload's ETag;
-    `time` is when the outcome happened (timezone-aware). `data` is the caller's, sent as is;
-    the keys receivers are told to expect (absent when they do not apply):
+    `source` is a URI-reference naming where the video came from: the VideoSource's API path for
+    the operator, the bucket or folder URI (`s3://bucket/prefix`, `file:///...`) for the runner;
+    `identity` is the upload's ETag; `time` is when the outcome happened (timezone-aware).
+    `data` is the caller's, sent as is; the keys receivers are told to expect (absent when they
+    do not apply):
 
     - `bucket`, `key`, `path`: where the video is (`path` is relative to the source's prefix);
     - `attempt`: which attempt this is (1 for the first);
@@ -514,9 +515,9 @@ class DeliveryPolicy:
 
 
 class DeliveryState(StrEnum):
-    Delivered = "Delivered"
-    Retrying = "Retrying"
-    Abandoned = "Abandoned"
+    DELIVERED = "Delivered"
+    RETRYING = "Retrying"
+    ABANDONED = "Abandoned"
 
 
 @dataclass(frozen=True)
@@ -557,16 +558,16 @@ def decide(
     A retry that would fall after `first_try_at + give_up_after_seconds` is not scheduled.
     """
     if attempt.outcome == "delivered":
-        return Decision(DeliveryState.Delivered)
+        return Decision(DeliveryState.DELIVERED)
     if attempt.outcome == "give_up":
-        return Decision(DeliveryState.Abandoned, reason=attempt.error)
+        return Decision(DeliveryState.ABANDONED, reason=attempt.error)
     retry_at = now + next_delay(tries, attempt.retry_after, rand=rand)
     if retry_at > first_try_at + policy.give_up_after_seconds:
         return Decision(
-            DeliveryState.Abandoned,
+            DeliveryState.ABANDONED,
             reason=f"gave up after {tries} tries in {now - first_try_at:.0f} s: {attempt.error}",
         )
-    return Decision(DeliveryState.Retrying, retry_at)
+    return Decision(DeliveryState.RETRYING, retry_at)
 
 
 # -- the whole delivery, in process (`videopipe run`) ----------------------------------------
@@ -633,7 +634,7 @@ def deliver(
             tls=tls,
         )
         decision = decide(first, clock(), attempt, tries, policy)
-        if decision.state is not DeliveryState.Retrying:
+        if decision.state is not DeliveryState.RETRYING:
             return Delivery(decision.state, tries, attempt, decision.reason)
         assert decision.retry_at is not None
         sleep(max(0.0, decision.retry_at - clock()))

@@ -120,9 +120,9 @@ def after_try(
     patch: Json = {"tries": tries, "lastTryAt": iso(now)}
     if attempt.error:
         patch["lastError"] = attempt.error[:MAX_ERROR]
-    if verdict.state is webhooks.DeliveryState.Delivered:
+    if verdict.state is webhooks.DeliveryState.DELIVERED:
         patch.update(state=DELIVERED, deliveredAt=iso(now), event=None, nextTryAt=None)
-    elif verdict.state is webhooks.DeliveryState.Abandoned:
+    elif verdict.state is webhooks.DeliveryState.ABANDONED:
         patch.update(state=ABANDONED, event=None, nextTryAt=None)
         patch["lastError"] = (verdict.reason or attempt.error)[:MAX_ERROR]
     else:

@@ -111,7 +111,7 @@ class Notifier:
         with self._lock:
             self.results.append(result)
         where = notification.url.split("?", 1)[0]
-        if result.state is webhooks.DeliveryState.Delivered:
+        if result.state is webhooks.DeliveryState.DELIVERED:
             log.info("%s: %s delivered to %s", event["subject"], event["type"], where)
         else:
             log.warning(

@@ -82,7 +82,10 @@ def test_each_outcome_is_delivered_signed_and_a_failed_try_is_retried_with_the_s
     assert sorted(by_type) == ["dev.videopipe.video.failed", "dev.videopipe.video.succeeded"]
     ok = by_type["dev.videopipe.video.succeeded"]
     vj = videopipe.videojob_for("hello.mp4")
-    assert ok["source"] == f"/apis/videopipe.dev/v1alpha1/namespaces/{videopipe.namespace}/videosources/talks"
+    assert (
+        ok["source"]
+        == f"/apis/videopipe.dev/v1alpha1/namespaces/{videopipe.namespace}/videosources/talks"
+    )
     assert ok["subject"] == "hello.mp4"
     assert ok["data"]["bucket"] == videopipe.bucket and ok["data"]["attempt"] == 1
     assert ok["data"]["results"] == vj["status"]["results"]

@@ -210,7 +210,7 @@ class Clock:
         self.now += seconds
 
 
-def event(outcome: Outcome = Outcome.Succeeded, attempt: int = 1, **changes: Any) -> dict:
+def event(outcome: Outcome = Outcome.SUCCEEDED, attempt: int = 1, **changes: Any) -> dict:
     args: dict[str, Any] = {
         "source": SOURCE,
         "path": PATH,
@@ -278,13 +278,13 @@ def test_a_receiver_verifies_the_signature_and_parses_the_cloud_event(receiver) 
 def test_each_outcome_has_its_type() -> None:
     types = {o: event(o)["type"] for o in Outcome}
     assert types == {
-        Outcome.Started: "dev.videopipe.video.started",
-        Outcome.Succeeded: "dev.videopipe.video.succeeded",
-        Outcome.Failed: "dev.videopipe.video.failed",
+        Outcome.STARTED: "dev.videopipe.video.started",
+        Outcome.SUCCEEDED: "dev.videopipe.video.succeeded",
+        Outcome.FAILED: "dev.videopipe.video.failed",
     }
     assert [str(o) for o in Outcome] == ["Started", "Succeeded", "Failed"]
-    assert frozenset({Outcome.Succeeded, Outcome.Failed}) == DEFAULT_EVENTS
-    assert parse_events(["Failed", "Started"]) == {Outcome.Failed, Outcome.Started}
+    assert frozenset({Outcome.SUCCEEDED, Outcome.FAILED}) == DEFAULT_EVENTS
+    assert parse_events(["Failed", "Started"]) == {Outcome.FAILED, Outcome.STARTED}
     with pytest.raises(WebhookConfigError, match=r"'succeeded'.*Started, Succeeded, Failed"):
         parse_events(["succeeded"])
 
@@ -296,7 +296,7 @@ def test_the_id_is_the_same_for_the_same_outcome_of_the_same_attempt_of_the_same
     assert event(time=later, data={"other": 1})["id"] == first["id"]
     others = [
         event(attempt=2),
-        event(Outcome.Failed),
+        event(Outcome.FAILED),
         event(identity='"another-etag"'),
         event(path="лекции/видео 2.mp4"),
         event(source="videopipe-run://laptop/home/me/videos"),
@@ -314,13 +314,13 @@ def test_the_id_is_the_same_for_the_same_outcome_of_the_same_attempt_of_the_same
 def test_500_500_200_is_delivered_on_the_third_try_with_one_webhook_id(receiver) -> None:
     hook = receiver((500, {}, b"oops"), (500, {}, b"oops"), (200, {}, b"ok"))
     clock = Clock()
-    sent = event(Outcome.Failed)
+    sent = event(Outcome.FAILED)
 
     delivery = deliver(
         Notification(hook.url, SECRET), sent, Guard(), FAST, sleep=clock.sleep, clock=clock
     )
 
-    assert (delivery.state, delivery.tries) == (DeliveryState.Delivered, 3)
+    assert (delivery.state, delivery.tries) == (DeliveryState.DELIVERED, 3)
     assert len(hook.requests) == 3
     assert {r.headers["webhook-id"] for r in hook.requests} == {sent["id"]}
     for request in hook.requests:
@@ -338,7 +338,7 @@ def test_429_with_retry_after_waits_what_the_receiver_asks(receiver) -> None:
         Notification(hook.url, SECRET), event(), Guard(), FAST, sleep=clock.sleep, clock=clock
     )
 
-    assert (delivery.state, delivery.tries, clock.slept) == (DeliveryState.Delivered, 2, [2.0])
+    assert (delivery.state, delivery.tries, clock.slept) == (DeliveryState.DELIVERED, 2, [2.0])
 
 
 def test_retry_after_is_a_minimum_and_capped() -> None:
@@ -379,7 +379,7 @@ def test_400_gives_up_at_once(receiver) -> None:
         Notification(hook.url, SECRET), event(), Guard(), FAST, sleep=clock.sleep, clock=clock
     )
 
-    assert (delivery.state, delivery.tries, clock.slept) == (DeliveryState.Abandoned, 1, [])
+    assert (delivery.state, delivery.tries, clock.slept) == (DeliveryState.ABANDONED, 1, [])
     assert delivery.last.status == 400
     assert delivery.reason == "receiver answered 400 Bad Request: unknown field 'audioSeconds' [31m"
     assert len(hook.requests) == 1
@@ -420,7 +420,7 @@ def test_a_receiver_that_never_answers_times_out_then_is_abandoned(receiver) -> 
     delivery = deliver(
         Notification(hook.url, SECRET), event(), Guard(), policy, sleep=clock.sleep, clock=clock
     )
-    assert (delivery.state, delivery.tries) == (DeliveryState.Abandoned, 3)
+    assert (delivery.state, delivery.tries) == (DeliveryState.ABANDONED, 3)
     assert delivery.reason.startswith("gave up after 3 tries")
     assert delivery.reason.endswith("within 0.5 s")
     assert len(hook.requests) == 1 + 3
@@ -469,7 +469,7 @@ def test_refused_urls_open_no_socket(url: str) -> None:
         attempt = post(notification, b"{}", "id", Guard(), timeout=1, timestamp=0)
         delivery = deliver(notification, event(), Guard(), FAST, sleep=pytest.fail)
     assert (attempt.outcome, attempt.error.startswith("refused: ")) == ("give_up", True)
-    assert (delivery.state, delivery.tries) == (DeliveryState.Abandoned, 1)
+    assert (delivery.state, delivery.tries) == (DeliveryState.ABANDONED, 1)
     assert watch.connects == []
     assert watch.lookups == []  # IP literals and bad schemes need no lookup either
 
@@ -498,7 +498,7 @@ def test_the_resolved_address_is_checked_not_the_name(receiver) -> None:
             guard.check(url)
         delivery = deliver(Notification(url, SECRET), event(), guard, FAST, sleep=pytest.fail)
 
-    assert delivery.state == DeliveryState.Abandoned
+    assert delivery.state == DeliveryState.ABANDONED
     assert "localhost" in watch.lookups  # the name was looked up, and its address refused
     assert watch.connects == []
     assert hook.requests == []
@@ -512,7 +512,7 @@ def test_the_allowlist_lets_a_denied_host_through_and_only_its_hosts(receiver) -
 
     delivery = deliver(Notification(hook.url, SECRET), event(), guard, FAST)
 
-    assert delivery.state == DeliveryState.Delivered
+    assert delivery.state == DeliveryState.DELIVERED
     assert len(hook.requests) == 1
     with watching() as watch, pytest.raises(Refused, match=ENV_ALLOW):
         guard.check(f"http://localhost:{hook.port}/")
