@@ -86,6 +86,7 @@ def _install_values(bucket: str, s3_endpoint: str) -> Json:
     return {
         # The stand-in runs the operator pod on this host: ports must be free here.
         "operator": {"healthPort": free_port(), "metricsPort": free_port(), "logLevel": "INFO"},
+        "events": {"port": free_port()},
         "videoSource": {
             "create": True,
             "name": "talks",

@@ -74,6 +74,7 @@ def test_there_is_a_ci_values_file_per_feature() -> None:
         "monitoring",
         "paused",
         "spot",
+        "events",
     } <= names
 
 
@@ -253,7 +254,7 @@ def test_operator_deployment_is_one_restricted_pod_with_probes(render) -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": 8080, "metrics": 9090}
+    assert ports == {"health": 8080, "metrics": 9090, "events": 8081}
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["VIDEOPIPE_WORKER_IMAGE"] == "ghcr.io/videopipe/videopipe-worker:0.1.0"
@@ -270,7 +271,8 @@ def test_operator_settings_images_and_ports_come_from_values(render) -> None:
     rendered = render({"operator": {"healthPort": 18080, "metricsPort": 19090}})
     (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["args"][-4:] == ["--health-port", "18080", "--metrics-port", "19090"]
-    assert rendered.one("Service")["spec"]["ports"][0]["targetPort"] == "metrics"
+    metrics = rendered.one("Service", f"{FULLNAME}-metrics")
+    assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
 
 
 # -- RBAC --
@@ -472,7 +474,7 @@ def test_no_videosource_and_no_secret_by_default(render) -> None:
 
 def test_monitoring_objects_point_at_what_exists(render) -> None:
     rendered: Rendered = render(load_values(CHART / "ci" / "monitoring-values.yaml"))
-    service = rendered.one("Service")
+    service = rendered.one("Service", f"{FULLNAME}-metrics")
     monitor = rendered.one("ServiceMonitor")
     selected = monitor["spec"]["selector"]["matchLabels"]
     assert selected.items() <= service["metadata"]["labels"].items()

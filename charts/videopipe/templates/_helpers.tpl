@@ -128,3 +128,25 @@ Release names are unique per namespace only, so the namespace is part of it: two
 {{- define "videopipe.clusterName" -}}
 {{- printf "%s-%s" (include "videopipe.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+videopipe.eventsName: the events Service and Ingress, "<fullname>-events" (63 characters at most).
+*/}}
+{{- define "videopipe.eventsName" -}}
+{{- printf "%s-events" (include "videopipe.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+videopipe.webhookExcept: the webhook egress rule's except list as a JSON list: link-local (cloud
+metadata), the private and shared ranges, then the IPv4 ones of notifications.denyCIDRs (an
+IPv6 range cannot be an except of 0.0.0.0/0; the policy allows no IPv6 address anyway).
+*/}}
+{{- define "videopipe.webhookExcept" -}}
+{{- $all := list "169.254.0.0/16" "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "100.64.0.0/10" }}
+{{- range .Values.notifications.denyCIDRs }}
+{{- if not (contains ":" .) }}
+{{- $all = append $all . }}
+{{- end }}
+{{- end }}
+{{- uniq $all | toJson }}
+{{- end }}
