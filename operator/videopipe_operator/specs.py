@@ -33,6 +33,7 @@ SOURCE_DEFAULTS: dict[str, Any] = {
     "jobs.ttlSecondsAfterFinished": 3600,
     "jobs.successfulHistoryLimit": 50,
     "jobs.failedHistoryLimit": 50,
+    "notifications[].events": ["Succeeded", "Failed"],
 }
 DEFAULT_POLL_SECONDS: int = SOURCE_DEFAULTS["pollIntervalSeconds"]
 DEFAULT_MAX_CONCURRENT: int = SOURCE_DEFAULTS["maxConcurrentJobs"]
@@ -177,7 +178,7 @@ class SecretKeyRef:
         return {"name": self.name, "key": self.key}
 
 
-DEFAULT_NOTIFY_EVENTS = ("Succeeded", "Failed")
+DEFAULT_NOTIFY_EVENTS = tuple(SOURCE_DEFAULTS["notifications[].events"])
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,16 @@ def test_promtool_lints_the_exposition(promtool: str) -> None:
 def test_names_follow_the_contract() -> None:
     from videopipe_operator import metrics
 
-    allowed_labels = {"source", "accelerator", "outcome", "reason", "operation", "resource"}
+    allowed_labels = {
+        "source",
+        "accelerator",
+        "outcome",
+        "reason",
+        "operation",
+        "resource",
+        "kind",
+        "via",
+    }
     for metric in metrics.ALL_METRICS:
         name = metric._name
         assert name.startswith("videopipe_"), name
