@@ -48,9 +48,9 @@ def test_every_outcome_reaches_the_receiver_signed_with_its_fields(
         "Started,Succeeded,Failed",
     )
     assert run.code == 1, run  # one video failed
-    events = receiver.events()  # raises unless every signature checks out
+    events = {e["id"]: e for e in receiver.events()}  # raises unless every signature checks out
     by_type: dict[str, list[dict]] = {}
-    for event in events:
+    for event in events.values():
         by_type.setdefault(event["type"], []).append(event)
     assert sorted(by_type) == [
         "dev.videopipe.video.failed",
@@ -62,7 +62,7 @@ def test_every_outcome_reaches_the_receiver_signed_with_its_fields(
         "équipe/réunion.mp4",
     ]
     [done] = by_type["dev.videopipe.video.succeeded"]
-    assert done["source"] == f"s3://{bucket}"
+    assert done["source"] == f"s3://{bucket}/"
     assert done["subject"] == "équipe/réunion.mp4"
     data = done["data"]
     assert data["key"] == "completed/équipe/réunion.mp4" and data["bucket"] == bucket
