@@ -108,6 +108,7 @@ class Operator:
     log: Path
     health_port: int
     metrics_port: int
+    events_port: int = 0
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -261,7 +262,7 @@ class Videopipe:
     def start_operator(self, *args: str, wait_ready: bool = True, **env: str) -> Operator:
         """Start `videopipe operator` for this namespace; by default, until /readyz is 200."""
         log = self.workdir / f"operator-{len(self.operators)}.log"
-        health, metrics_port = free_port(), free_port()
+        health, metrics_port, events_port = free_port(), free_port(), free_port()
         environ = {
             **os.environ,
             "KUBECONFIG": str(self.cluster.kubeconfig),
@@ -279,6 +280,8 @@ class Videopipe:
             str(health),
             "--metrics-port",
             str(metrics_port),
+            "--events-port",
+            str(events_port),
             "--bind",
             "127.0.0.1",
             *args,
@@ -287,7 +290,7 @@ class Videopipe:
             process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=self.workdir
             )
-        op = Operator(process, log, health, metrics_port)
+        op = Operator(process, log, health, metrics_port, events_port)
         self.operators.append(op)
         if not wait_ready:
             return op
