@@ -129,7 +129,9 @@ def settle(
     patch = phases.terminal_status(vj.status, vj.generation, now, outcome, results=results)
     told = Outcome.SUCCEEDED if outcome.succeeded else Outcome.FAILED
     patch = notifications.with_notifications(vj, told, patch, now)
-    ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
+    written = ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
+    if written is not None and ctx.deliveries is not None:  # deliver now, not after the pass
+        ctx.deliveries.offer(VideoJobView.parse(written))
     where = "completed/" if outcome.succeeded else "failed/"
     ctx.kube.post_event(
         vj.raw,

@@ -52,7 +52,9 @@ def start(
         vj.status, vj.generation, now, job_name=job_name, attempt=vj.attempt
     )
     patch = notifications.with_notifications(vj, Outcome.STARTED, patch, now)
-    ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
+    written = ctx.kube.patch_videojob_status(vj.namespace, vj.name, patch)
+    if written is not None and ctx.deliveries is not None:  # deliver now, not after the pass
+        ctx.deliveries.offer(VideoJobView.parse(written))
     ctx.kube.post_event(
         vj.raw,
         Reason.STARTED,

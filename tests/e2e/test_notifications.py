@@ -77,7 +77,7 @@ def test_each_outcome_is_delivered_signed_and_a_failed_try_is_retried_with_the_s
 
     videopipe.wait(delivered, timeout=240, message="every webhook delivered")
     ids = [r.id for r in done.requests]
-    assert len(done.requests) == 4 and len(set(ids)) == 2, ids  # 3 tries of one, 1 of the other
+    assert len(done.requests) == 4 and len(set(ids)) == 2, ids  # two events, two tries retried
     by_type = {e["type"]: e for e in done.events()}
     assert sorted(by_type) == ["dev.videopipe.video.failed", "dev.videopipe.video.succeeded"]
     ok = by_type["dev.videopipe.video.succeeded"]
@@ -99,10 +99,11 @@ def test_each_outcome_is_delivered_signed_and_a_failed_try_is_retried_with_the_s
     to_done = [
         e for one in videopipe.videojobs() for e in entries(one) if e["url"] == done.url + "/hooks"
     ]
-    assert sorted(e["tries"] for e in to_done) == [1, 3]  # whichever came first got the 500s
+    assert sum(e["tries"] for e in to_done) == 4  # the two 500s fell on one or both of them
     assert all(e.get("event") is None for e in to_done)
-    [retried] = [e for e in to_done if e["tries"] == 3]
-    assert retried["lastError"].startswith("receiver answered 500")
+    for entry in to_done:
+        if entry["tries"] > 1:
+            assert entry["lastError"].startswith("receiver answered 500"), entry
     types = sorted(e["type"].rsplit(".", 1)[1] for e in everything.events())
     assert types == ["failed", "started", "started", "succeeded"]
     metrics = op.get("/metrics", port=op.metrics_port)[1]
