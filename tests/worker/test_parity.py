@@ -13,6 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import pytest
 from videopipe_worker.media import SAMPLE_RATE, AudioDecoder
@@ -74,7 +75,10 @@ def _words(text: str) -> list[str]:
 def test_worker_transcript_has_the_words_of_bare_faster_whisper(
     loud_talk: Path, tmp_path: Path
 ) -> None:
-    """The worker's words, with its segment filter, equal a direct batched call's."""
+    """On the same samples, the worker's words, with its segment filter, equal a direct batched
+    call's; on decode_audio's samples (one LSB apart, previous test) they stay within a word or
+    two: a rounding difference between two libswresample builds can flip a word of tiny.en
+    (seen with PyAV 18.1: 1 word of 37 differed)."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
     from videopipe_worker.models import resolve_model
 
@@ -85,18 +89,24 @@ def test_worker_transcript_has_the_words_of_bare_faster_whisper(
         compute_type="int8",
         cpu_threads=available_cpus(),
     )
-    segments, _ = BatchedInferencePipeline(model).transcribe(
-        decode_audio(str(loud_talk)),
-        batch_size=BATCH,
-        beam_size=settings.beam_size,
-        vad_filter=True,
-        condition_on_previous_text=False,
-    )
-    bare = " ".join(s.text for s in segments)
+
+    def bare(audio: np.ndarray) -> str:
+        segments, _ = BatchedInferencePipeline(model).transcribe(
+            audio,
+            batch_size=BATCH,
+            beam_size=settings.beam_size,
+            vad_filter=True,
+            condition_on_previous_text=False,
+        )
+        return " ".join(s.text for s in segments)
 
     run = run_transcribe(
         str(loud_talk), "--output", str(tmp_path), "--batch-size", str(BATCH), "--device", "cpu"
     )
     assert run.code == 0, run
     ours = json.loads((tmp_path / "transcript.json").read_text())["text"]
-    assert _words(ours) == _words(bare)
+    assert _words(ours) == _words(bare(_worker_audio(loud_talk)))
+    assert (
+        jiwer.wer(" ".join(_words(bare(decode_audio(str(loud_talk))))), " ".join(_words(ours)))
+        < 0.06
+    )
