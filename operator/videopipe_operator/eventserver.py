@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = Config.events_max_body_bytes
 READ_TIMEOUT = 30.0  # seconds a sender may take to send its request
 KIND = "http"
+HEALTH_PATH = "/healthz"
 _NO_SOURCE = "-"  # the `source` label of a push that names no known source (bounded)
 _TOKEN = re.compile(r"token=[^&\s'\"]*")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # a Kubernetes object name
@@ -170,7 +171,16 @@ class _Handler(BaseHTTPRequestHandler):
             headers={"Allow": "POST"},
         )
 
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _not_allowed
+    def do_GET(self) -> None:
+        """`GET /healthz`: 200 for a load balancer's health check (a GKE Ingress, say), which
+        otherwise takes the receiver for down; every other GET is not allowed."""
+        if self._path() == HEALTH_PATH:
+            self._body_read = False
+            self._answer(HTTPStatus.OK, {"status": "receiving"})
+            return
+        self._not_allowed()
+
+    do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _not_allowed
 
     def _path(self) -> str:
         return urlsplit(self.path).path  # never the query: it may hold the token

@@ -309,3 +309,14 @@ def test_another_method_on_another_path_is_404(receiver: Receiver) -> None:
         conn.close()
     assert status == 404 and "/events/<namespace>/<source>" in doc["error"]
     assert response.getheader("Allow") is None
+
+
+def test_a_load_balancer_health_check_is_answered(receiver: Receiver) -> None:
+    conn = receiver.connect()
+    try:
+        conn.request("GET", "/healthz")
+        status, doc, _ = read(conn.getresponse())
+    finally:
+        conn.close()
+    assert status == 200 and doc == {"status": "receiving"}
+    assert receiver.calls == []
