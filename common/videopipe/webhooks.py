@@ -57,7 +57,7 @@ USER_AGENT = "videopipe-webhooks/1"
 SECRET_PREFIX = "whsec_"
 MIN_KEY_BYTES = 24  # Standard Webhooks: keys SHOULD be 24 to 64 bytes
 MAKE_SECRET = (
-    "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\""
+    "python3 -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\""
 )
 MAX_ANSWER_BYTES = 4096  # of a receiver's answer body: it is not trusted to be small
 MAX_SHOWN = 200  # characters of a receiver's answer quoted in an error message
@@ -270,8 +270,10 @@ class Guard:
     """Which receiver addresses are refused (`deny_networks`), and the allowlist.
 
     When `allow_hosts` is not empty it is an allowlist: only those hosts (names or IPs, as the
-    URL writes them) are sent to, and they skip the deny check: an admin who lists a host
-    vouches for it, even one inside a denied range. Loopback and private ranges are not denied
+    URL writes them) are sent to, and they skip the operator's own deny list (the cluster's
+    ranges, the API server): an admin who lists a host vouches for it. `DEFAULT_DENY` (link-local
+    and metadata addresses, multicast...) still applies to them: no receiver lives there, and a
+    name that resolves there has been turned against us. Loopback and private ranges are not denied
     by default (a receiver on the same machine or network is normal); the operator adds its
     cluster's ranges with `from_env`.
     """
@@ -320,15 +322,15 @@ class Guard:
         if self.allow_hosts and not allowed:
             raise Refused(f"{host} is not in the webhook allowlist (${ENV_ALLOW})")
         addresses = _resolve(host, port)
-        if not allowed:
-            for addr in addresses:
-                for seen in _embedded(addr):
-                    denied = next((n for n in self.deny_networks if seen in n), None)
-                    if denied is not None:
-                        raise Refused(
-                            f"{host} resolves to {addr}, in the denied network {denied}: "
-                            "webhooks are not sent there"
-                        )
+        networks = DEFAULT_DENY if allowed else self.deny_networks
+        for addr in addresses:
+            for seen in _embedded(addr):
+                denied = next((n for n in networks if seen in n), None)
+                if denied is not None:
+                    raise Refused(
+                        f"{host} resolves to {addr}, in the denied network {denied}: "
+                        "webhooks are not sent there"
+                    )
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
         query = "?" + quote(parts.query, safe="/%:@!$&'()*+,;=~?") if parts.query else ""
         kind: Literal["http", "https"] = "https" if scheme == "https" else "http"

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from videopipe import webhooks
 
-from videopipe_operator import metrics, notifications, phases
+from videopipe_operator import metrics, notifications
 from videopipe_operator.constants import Reason
 from videopipe_operator.kube import Kube
 from videopipe_operator.specs import VideoJobView
@@ -147,7 +147,7 @@ class Deliveries:
             written = self._write(task, patch)
         except Exception:  # an API hiccup or a bug: try again later, from the same entry
             log.exception("%s/%s: webhook delivery %s failed", task.namespace, task.videojob, key)
-            patch = {"nextTryAt": phases.iso(self._now() + timedelta(seconds=RETRY_SECONDS))}
+            patch = {"nextTryAt": notifications.iso(self._now() + timedelta(seconds=RETRY_SECONDS))}
             written = True
         with self._cond:
             self._busy -= 1

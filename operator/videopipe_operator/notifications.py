@@ -20,14 +20,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from videopipe import webhooks
+from videopipe.layout import Folder
 
-from videopipe_operator.phases import iso
 from videopipe_operator.specs import VideoJobView
 
 Json = dict[str, Any]
 
 PENDING, DELIVERED, ABANDONED = "Pending", "Delivered", "Abandoned"
 MAX_ERROR = 512  # characters of a receiver's complaint kept in the status
+
+
+def iso(when: datetime) -> str:
+    """RFC 3339 to the millisecond: a retry due in 0.8 s must not read as due now."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def source_uri(namespace: str, source: str) -> str:
@@ -40,11 +45,19 @@ def delivery_id(event_id: str, url: str) -> str:
     return hashlib.sha256(f"{event_id}\n{url}".encode()).hexdigest()[:24]
 
 
-def event_data(vj: VideoJobView, status: Mapping[str, Any]) -> Json:
+# Where the video is when each outcome is told: the key a receiver can read it at.
+FOLDER_OF = {
+    webhooks.Outcome.STARTED: Folder.PROCESSING,
+    webhooks.Outcome.SUCCEEDED: Folder.COMPLETED,
+    webhooks.Outcome.FAILED: Folder.FAILED,
+}
+
+
+def event_data(vj: VideoJobView, outcome: webhooks.Outcome, status: Mapping[str, Any]) -> Json:
     """What a receiver learns of the outcome: where the video is, how it went, the results."""
     data: Json = {
         "bucket": vj.storage.bucket,
-        "key": vj.key,
+        "key": vj.storage.layout.key(FOLDER_OF[outcome], vj.path),
         "path": vj.path,
         "attempt": vj.attempt,
         "videoJob": vj.name,
@@ -71,7 +84,7 @@ def record(vj: VideoJobView, outcome: webhooks.Outcome, status_patch: Json, now:
         path=vj.path,
         identity=vj.identity,
         attempt=vj.attempt,
-        data=event_data(vj, merged),
+        data=event_data(vj, outcome, merged),
         time=now,
     )
     known = vj.status.get("notifications") or {}
@@ -147,6 +160,7 @@ __all__ = [
     "after_try",
     "delivery_id",
     "event_data",
+    "iso",
     "parse_time",
     "pending",
     "record",

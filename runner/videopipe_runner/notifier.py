@@ -42,7 +42,9 @@ def event_data(
     seconds: float | None = None,
 ) -> dict[str, Any]:
     """The same fields the operator sends, from what a trip knows."""
-    data: dict[str, Any] = {"bucket": bucket, "key": key, "path": path, "attempt": attempt}
+    data: dict[str, Any] = {"key": key, "path": path, "attempt": attempt}
+    if bucket:  # a folder on this machine has none
+        data["bucket"] = bucket
     if reason:
         data["reason"] = reason
     if message:

@@ -47,14 +47,14 @@ def test_an_outcome_is_recorded_for_each_webhook_that_wants_it() -> None:
     assert [e["url"] for e in started.values()] == ["https://hooks.example/all"]
     entry = next(iter(succeeded.values()))
     assert entry["state"] == "Pending" and entry["tries"] == 0
-    assert entry["nextTryAt"] == "2026-12-01T12:00:00Z"
+    assert entry["nextTryAt"] == "2026-12-01T12:00:00.000Z"
     event = entry["event"]
     assert event["type"] == "dev.videopipe.video.succeeded"
     assert event["source"] == "/apis/videopipe.dev/v1alpha1/namespaces/media/videosources/talks"
     assert event["subject"] == "talk.mp4"
     assert event["data"] == {
         "bucket": "videos",
-        "key": "pending/talk.mp4",
+        "key": "completed/talk.mp4",
         "path": "talk.mp4",
         "attempt": 1,
         "videoJob": vj.name,
@@ -99,7 +99,7 @@ def test_a_delivered_try_drops_the_event_and_keeps_the_trail() -> None:
     assert patch["state"] == "Delivered"
     assert patch["tries"] == 1
     assert patch["event"] is None and patch["nextTryAt"] is None
-    assert patch["deliveredAt"] == "2026-12-01T12:00:02Z"
+    assert patch["deliveredAt"] == "2026-12-01T12:00:02.000Z"
 
 
 def test_a_failed_try_is_due_again_later_until_the_bound() -> None:
@@ -107,7 +107,7 @@ def test_a_failed_try_is_due_again_later_until_the_bound() -> None:
     patch = notifications.after_try(entry_of(), failed, T0, POLICY)
     assert "state" not in patch  # still Pending
     due = notifications.parse_time(patch["nextTryAt"])
-    assert due is not None and T0 < due <= T0 + timedelta(seconds=2)
+    assert due is not None and T0 + timedelta(seconds=0.74) < due <= T0 + timedelta(seconds=1.26)
     assert patch["lastError"] == "receiver answered 503 Service Unavailable"
     late = notifications.after_try(entry_of(), failed, T0 + timedelta(seconds=3599.5), POLICY)
     assert late["state"] == "Abandoned"

@@ -521,6 +521,14 @@ def test_the_allowlist_lets_a_denied_host_through_and_only_its_hosts(receiver) -
         Guard.from_env(environ={ENV_DENY: "127.0.0.0/8"}).check(hook.url)
 
 
+def test_an_allowlisted_host_is_still_refused_at_a_metadata_address() -> None:
+    guard = Guard.from_env(environ={ENV_ALLOW: "169.254.169.254,[fd00:ec2::254]"})
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/"):
+        with watching() as watch, pytest.raises(Refused, match="denied network"):
+            guard.check(url)
+        assert watch.connects == []
+
+
 def test_from_env_adds_the_cluster_ranges_and_the_api_server() -> None:
     env = {ENV_DENY: "10.96.0.0/12, 10.244.0.0/16", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}
     guard = Guard.from_env(["192.168.7.0/24"], environ=env)
