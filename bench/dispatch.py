@@ -55,6 +55,8 @@ CODE = [ROOT / part for part in ("common", "operator", "runner", "worker")]
 for _path in reversed([ROOT, *CODE]):  # this checkout's code, not the venv's editable install
     sys.path.insert(0, str(_path))
 
+import logging  # noqa: E402
+
 import boto3  # noqa: E402
 from kubernetes import client, watch  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
@@ -101,11 +103,18 @@ class JobWatch(threading.Thread):
         self.namespace = namespace
         self.seen: dict[tuple[str, str], float] = {}
         self.relists = 0
+        self.error: BaseException | None = None
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
         self._lock = threading.Lock()
 
     def run(self) -> None:
+        try:
+            self._follow()
+        except BaseException as e:  # the main thread reports it rather than waiting in vain
+            self.error = e
+
+    def _follow(self) -> None:
         version: str | None = None
         while not self._stop.is_set():
             self._watch = watch.Watch()
@@ -121,14 +130,13 @@ class JobWatch(threading.Thread):
                     self.batch.list_namespaced_job, self.namespace, **kwargs
                 ):
                     now = time.time()
-                    job = event["object"]
-                    version = job.metadata.resource_version or version
                     if event["type"] in ("ADDED", "MODIFIED"):
-                        self._record(job, now)
+                        self._record(event["object"], now)
             except client.ApiException as e:
                 if e.status != 410:
                     raise
-                version, self.relists = None, self.relists + 1
+                self._watch.resource_version, self.relists = None, self.relists + 1
+            version = self._watch.resource_version  # the client follows it, bookmarks too
 
     def _record(self, job: client.V1Job, now: float) -> None:
         source = (job.metadata.labels or {}).get(LABEL_SOURCE, "")
@@ -319,6 +327,7 @@ def wait_first_pass(cluster: Cluster, namespace: str, names: list[str]) -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> Json:
     rng = random.Random(args.seed)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's log line per request
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
@@ -383,6 +392,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Json:
         last_upload = time.time()
 
         def all_seen() -> bool:
+            if jobs.error is not None:
+                raise RuntimeError("the Job watch failed") from jobs.error
             return all(
                 jobs.first_seen(s.name, key) is not None
                 for s in sources.values()
