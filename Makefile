@@ -81,7 +81,7 @@ bench: install  ## The worker benchmarks, bench/worker.py (prints tables)
 bench-long: install  ## Long talks (10 min to 10 h): peak RSS, speed, WER, windowed vs whole-file (an hour)
 	$(BIN)/python bench/long.py
 
-bench-dispatch: install  ## Upload to worker Job: p50/p99 with SQS and HTTP push events vs 60 s polling (6 min)
+bench-dispatch: install  ## Upload to worker Job: p50/p99 with SQS and HTTP push events vs 60 s polling (4 min)
 	$(BIN)/python bench/dispatch.py
 
 bench-images: install  ## Time `make images` cold and cached, print image sizes (minutes)

@@ -21,9 +21,11 @@ Uploads are spaced by exponential gaps (`--gap` mean, seeded), and at each step 
 gets one upload, in random order: each source gets `--uploads` uploads in about
 `--uploads x --gap` seconds, and the polling source sees them at random phases of its interval.
 Polling is what the operator does without events, which is more than a timer: every change of
-one of a source's Jobs wakes its loop, and a pass without event hints lists `pending/` in full.
-So a pass that created Jobs is followed within about a second by another full listing, which
-finds what was uploaded meanwhile. The table's `listings` column counts them (LIST requests).
+one of a source's Jobs wakes its loop, and a pass with no event hints in hand lists `pending/`
+in full, so a pass that created Jobs is followed within about a second by another listing that
+finds what was uploaded meanwhile. The second table counts the listings (LIST requests) and how
+each VideoJob was found: an event source's Job wake-ups list too, so it may find an upload by
+listing before its event is handled (`via poll`).
 
     .venv/bin/python bench/dispatch.py [--uploads 50] [--gap 2.5] [--seed 13] [--json FILE]
 """
