@@ -16,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_PACKAGES := containerd runc containernetworking-plugins
 
 .PHONY: help install system-packages test test-fast lint format demo bench k8s-binaries cluster clean tools \
-	chart-crds images images-gpu bench-images bench-long node-packages kubelet test-real-node
+	chart-crds images images-gpu bench-images bench-long bench-dispatch node-packages kubelet test-real-node
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench: install  ## The worker benchmarks, bench/worker.py (prints tables)
 
 bench-long: install  ## Long talks (10 min to 10 h): peak RSS, speed, WER, windowed vs whole-file (an hour)
 	$(BIN)/python bench/long.py
+
+bench-dispatch: install  ## Upload to worker Job: p50/p99 with SQS and HTTP push events vs 60 s polling (4 min)
+	$(BIN)/python bench/dispatch.py
 
 bench-images: install  ## Time `make images` cold and cached, print image sizes (minutes)
 	$(BIN)/python bench/images.py
