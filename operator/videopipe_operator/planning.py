@@ -32,6 +32,7 @@ class Discovery:
     candidates: list[tuple[ObjectInfo, VideoJobView | None]] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)  # keys that cannot be processed as named
     waiting_for_path: int = 0  # new content over a path that is still being processed
+    claimed: int = 0  # already has an active VideoJob (or one being deleted)
 
 
 def pending_order(objects: Iterable[ObjectInfo]) -> list[ObjectInfo]:
@@ -68,6 +69,7 @@ def plan_discovery(
             continue
         existing = by_name.get(naming.videojob_name(source, obj.key, obj.etag))
         if existing is not None and (existing.active or existing.deleting):
+            out.claimed += 1
             continue  # claimed already (queued or running), or on its way out
         if path in busy_paths:
             out.waiting_for_path += 1

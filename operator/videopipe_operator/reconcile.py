@@ -166,15 +166,16 @@ def reconcile_source(
         state = ClusterState.read(ctx, namespace, name)
     if store is not None:
         key = (namespace, name)
-        result.listed = not hints or ctx.coordination.list_due(key, source.poll_interval_seconds)
+        status = body.get("status") or {}
+        last_backlog = int(status.get("backlog") or 0)
+        edited = status.get("observedGeneration") != source.generation
+        result.listed = edited or _list_in_full(ctx, source, key, hints, last_backlog)
         try:
             found, backlog, result.created = _discover(
                 ctx, store, source, state, label, hints, listed=result.listed
             )
-            if backlog is None:  # the last full listing's, less what was taken since
-                backlog = max(
-                    0, int((body.get("status") or {}).get("backlog") or 0) - result.created
-                )
+            if found is None:  # hinted: the last full listing's, plus new uploads left waiting
+                backlog += last_backlog
             invalid, result.backlog = found, backlog
             if result.listed:
                 ctx.coordination.listed(key)
@@ -231,9 +232,10 @@ def _discover(
     hints: Collection[str],
     *,
     listed: bool,
-) -> tuple[list[str] | None, int | None, int]:
-    """Invalid keys, backlog and VideoJobs made; None for the first two on a hinted pass
-    (`listed` False), which saw only some keys: the last full listing's figures stand."""
+) -> tuple[list[str] | None, int, int]:
+    """Invalid keys, backlog and VideoJobs made. A hinted pass (`listed` False) saw only some
+    keys: it gives None for the invalid keys (the last full listing's stand) and, for the
+    backlog, only the hinted uploads it left waiting (no slot in the queue window)."""
     if listed:
         objects = list(store.list_pending(limit=ctx.config.max_listed_objects))
     else:
@@ -259,10 +261,29 @@ def _discover(
         except Exception as e:
             _error(label, None, "discover", e, key=obj.key)
     if not listed:
-        return None, None, created
+        return None, max(0, plan.backlog - len(plan.invalid) - plan.claimed - created), created
     metrics.BACKLOG.labels(source=label).set(plan.backlog)
     metrics.INVALID_KEYS.labels(source=label).set(len(plan.invalid))
     return plan.invalid, plan.backlog, created
+
+
+def _list_in_full(
+    ctx: Context, source: SourceSpec, key: tuple[str, str], hints: Collection[str], backlog: int
+) -> bool:
+    """Whether this pass lists `pending/` in full, or looks only at the hinted keys.
+
+    In full when the poll interval since the last full listing is up (or the source was just
+    edited, which the caller checks). Before that, a pass
+    woken by events looks only at their keys; and so does any other pass (a Job changed) of a
+    source that takes events and left nothing waiting at its last listing: its new uploads
+    arrive as events, and a full listing would find nothing more. A source with a backlog
+    still lists whenever it is woken, since a freed slot goes to its oldest waiting video.
+    """
+    if ctx.coordination.list_due(key, source.poll_interval_seconds):
+        return True
+    if hints:
+        return False
+    return not (source.events.configured and backlog == 0)
 
 
 def _start(
