@@ -41,6 +41,7 @@ class Reason(StrEnum):
     ALL_KEYS_VALID = "AllKeysValid"
     SOURCE_READY = "SourceReady"
     SOURCE_NOT_READY = "SourceNotReady"
+    MODEL_CACHE_NOT_READY = "ModelCacheNotReady"  # its PersistentVolumeClaim is absent or unbound
     # -- webhooks and bucket events (operator and runner) --
     NOTIFICATION_ABANDONED = "NotificationAbandoned"
     EVENTS_NOT_READY = "EventsNotReady"

@@ -333,6 +333,19 @@ class Kube:
             out[key] = value
         return out
 
+    # -- PersistentVolumeClaims --
+
+    def get_pvc(self, namespace: str, name: str) -> Json | None:
+        """A PersistentVolumeClaim (its status says whether it is Bound); None if there is none."""
+        try:
+            return self._json(
+                "read_pvc", self.core.read_namespaced_persistent_volume_claim, name, namespace
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
     # -- Events --
 
     def post_event(

@@ -10,9 +10,12 @@ collected with it), the restricted Pod Security profile with a read-only root fi
 emptyDir at /tmp, credentials only through secretKeyRef, `podFailurePolicy` that fails the Job
 at once on exit 2 (configuration) or 3 (bad input) and ignores node disruption,
 `activeDeadlineSeconds` from the video's length, and `ttlSecondsAfterFinished` so that finished
-Jobs do not pile up. Its pod runs as the source's worker ServiceAccount, else the operator's
-default one (`Config.worker_service_account`), never with a token, and where the route (GPU) and
-the source (tolerations, node selector) say.
+Jobs do not pile up. With `spec.worker.modelCache` the pod mounts the model cache read-only (a
+PersistentVolumeClaim, or a GCS bucket through GKE's Cloud Storage FUSE CSI driver) and the
+worker reads its model from there (`--model-cache`), never from the Hugging Face hub. Its pod
+runs as the source's worker ServiceAccount, else the operator's default one
+(`Config.worker_service_account`), never with a token, and where the route (GPU) and the source
+(tolerations, node selector) say.
 """
 
 from __future__ import annotations
@@ -58,11 +61,16 @@ from videopipe_operator.constants import (
     Accelerator,
 )
 from videopipe_operator.routing import Route
-from videopipe_operator.specs import SourceSpec, VideoJobView
+from videopipe_operator.specs import ModelCache, SourceSpec, VideoJobView
 
 Json = dict[str, Any]
 # The worker image's user (Dockerfile.worker), ≥ 10000 so that it never maps to a host user.
 RUN_AS = 10001
+MODEL_CACHE_VOLUME = "model-cache"
+# GKE's Cloud Storage FUSE CSI driver; its webhook injects the FUSE sidecar only into pods with
+# this annotation, and without the sidecar the volume never mounts.
+GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
+GCSFUSE_ANNOTATION = "gke-gcsfuse/volumes"
 
 
 def standard_labels(source: str, component: str) -> dict[str, str]:
@@ -175,6 +183,9 @@ def worker_args(vj: VideoJobView) -> list[str]:
     ):
         if w.get(key) not in (None, ""):
             args += [flag, str(w[key])]
+    cache = vj.model_cache
+    if cache is not None:  # the volume's subPath, if any, is the mount's: the path is the cache
+        args += ["--model-cache", cache.mount_path]
     if w.get("wordTimestamps"):
         args.append("--word-timestamps")
     args.append("--summary" if w.get("summary") else "--no-summary")
@@ -210,6 +221,34 @@ def worker_env(vj: VideoJobView) -> list[Json]:
     reserved = {e["name"] for e in env}
     env += [dict(e) for e in vj.worker.get("env") or [] if e.get("name") not in reserved]
     return env
+
+
+def model_cache_volume(cache: ModelCache) -> Json:
+    """The pod volume of the model cache, read-only whichever kind: workers only read models.
+
+    GCS: `implicit-dirs` so that folders made by copying objects (no placeholder objects) are
+    seen, then `only-dir` and the source's own options, as the driver's one comma-joined string.
+    """
+    if cache.claim_name:
+        claim = {"claimName": cache.claim_name, "readOnly": True}
+        return {"name": MODEL_CACHE_VOLUME, "persistentVolumeClaim": claim}
+    options = ["implicit-dirs"]
+    if cache.only_dir:
+        options.append(f"only-dir={cache.only_dir}")
+    options += cache.mount_options
+    csi = {
+        "driver": GCSFUSE_DRIVER,
+        "readOnly": True,
+        "volumeAttributes": {"bucketName": cache.bucket_name, "mountOptions": ",".join(options)},
+    }
+    return {"name": MODEL_CACHE_VOLUME, "csi": csi}
+
+
+def model_cache_mount(cache: ModelCache) -> Json:
+    mount: Json = {"name": MODEL_CACHE_VOLUME, "mountPath": cache.mount_path, "readOnly": True}
+    if cache.sub_path:
+        mount["subPath"] = cache.sub_path
+    return mount
 
 
 def worker_resources(vj: VideoJobView) -> Json:
@@ -275,6 +314,15 @@ def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -
     labels[LABEL_VIDEOJOB] = vj.name
     labels[LABEL_ACCELERATOR] = vj.accelerator.value
     annotations = {ANNOTATION_KEY: vj.key, ANNOTATION_ATTEMPT: str(attempt)}
+    pod_annotations = dict(annotations)
+    cache = vj.model_cache
+    mounts: list[Json] = [{"name": "tmp", "mountPath": TMP_PATH}]
+    volumes: list[Json] = [{"name": "tmp", "emptyDir": {"sizeLimit": config.tmp_size_limit}}]
+    if cache is not None:
+        mounts.append(model_cache_mount(cache))
+        volumes.append(model_cache_volume(cache))
+        if cache.bucket_name:
+            pod_annotations[GCSFUSE_ANNOTATION] = "true"
     container: Json = {
         "name": WORKER_CONTAINER,
         "image": vj.worker.get("image") or config.worker_image,
@@ -284,7 +332,7 @@ def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -
         "resources": worker_resources(vj),
         "terminationMessagePath": TERMINATION_LOG_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "tmp", "mountPath": TMP_PATH}],
+        "volumeMounts": mounts,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -309,7 +357,7 @@ def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": config.tmp_size_limit}}],
+        "volumes": volumes,
     }
     # Never the namespace's `default` unless nothing else is configured: it may have rights.
     service_account = vj.worker.get("serviceAccountName") or config.worker_service_account
@@ -358,7 +406,7 @@ def build_job(vj: VideoJobView, config: Config, *, attempt: int | None = None) -
                 ]
             },
             "template": {
-                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "metadata": {"labels": dict(labels), "annotations": pod_annotations},
                 "spec": pod_spec,
             },
         },
@@ -370,6 +418,8 @@ __all__ = [
     "build_job",
     "build_videojob",
     "input_uri",
+    "model_cache_mount",
+    "model_cache_volume",
     "output_uri",
     "result_uris",
     "source_reference",

@@ -186,6 +186,12 @@ def reconcile_source(
             sources.check_worker_secrets(ctx.kube, namespace, source.worker)
         except sources.SourceProblem as e:
             problem = problem or e
+        try:
+            # Only a PersistentVolumeClaim cache can be checked here; a gcsFuse bucket is read
+            # with the workers' Workload Identity, not ours (sources.check_model_cache).
+            sources.check_model_cache(ctx.kube, namespace, source.worker)
+        except sources.SourceProblem as e:
+            problem = problem or e
         if result.created:  # new and re-armed VideoJobs may start in this very pass
             state = ClusterState.read(ctx, namespace, name)
         result.started = _start(ctx, stores, source, state, label, can_start=problem is None)

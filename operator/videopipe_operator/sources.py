@@ -1,5 +1,8 @@
 """S3 access for a VideoSource (or a VideoJob's snapshot of it): credentials, client, checks.
 
+Besides the bucket, the checks cover what every worker Job of the source needs before it can
+start: the Gemini Secret and the model cache's PersistentVolumeClaim.
+
 The operator reads the same Secret its workers get through secretKeyRef (or, with no
 `credentialsSecret`, uses the default credential chain, e.g. GKE Workload Identity). Problems
 that no retry of a single video fixes (a missing Secret, an absent bucket, an endpoint that does
@@ -17,10 +20,11 @@ from typing import Any
 from videopipe.s3 import make_client
 from videopipe.store import Store, StoreError
 
+from videopipe_operator import sizing
 from videopipe_operator.config import Config
 from videopipe_operator.constants import AWS_ACCESS_KEY, AWS_SECRET_KEY, GEMINI_KEY, Reason
 from videopipe_operator.kube import Kube
-from videopipe_operator.specs import Storage
+from videopipe_operator.specs import ModelCache, Storage
 
 MAX_CLIENTS = 64
 
@@ -132,10 +136,44 @@ def check_worker_secrets(kube: Kube, namespace: str, worker: dict[str, Any]) -> 
         )
 
 
+def check_model_cache(kube: Kube, namespace: str, worker: dict[str, Any]) -> None:
+    """SourceProblem if the model cache's PersistentVolumeClaim is missing or not Bound: every
+    worker pod would wait unscheduled (Pending) for it, each holding a slot, while nothing says
+    why on the VideoSource. A gcsFuse cache cannot be checked from here (the bucket is reached
+    with the worker ServiceAccount's Workload Identity, not the operator's): a problem with it
+    shows in the worker pod's events and its ModelNotFound failure."""
+    cache = ModelCache.parse(worker)
+    if cache is None or not cache.claim_name:
+        return
+    claim = cache.claim_name
+    pvc = kube.get_pvc(namespace, claim)
+    model = worker.get("model") or sizing.WORKER_DEFAULT_MODEL
+    where = f" (subPath {cache.sub_path})" if cache.sub_path else ""
+    if pvc is None:
+        raise SourceProblem(
+            Reason.MODEL_CACHE_NOT_READY,
+            f"PersistentVolumeClaim {claim!r} of spec.worker.modelCache not found in namespace "
+            f"{namespace!r}; videos wait in pending/ until it exists. Create it, then fill it: "
+            f"`videopipe models pull {model} --to {cache.mount_path}` in a pod that mounts it "
+            f"read-write at {cache.mount_path}{where}, or the chart's models.prefetch.",
+        )
+    phase = (pvc.get("status") or {}).get("phase") or "Pending"
+    if phase != "Bound":  # an empty claim never used by a pod holds no models either
+        raise SourceProblem(
+            Reason.MODEL_CACHE_NOT_READY,
+            f"PersistentVolumeClaim {claim!r} of spec.worker.modelCache is {phase}, not Bound; "
+            "videos wait in pending/ until it is. A claim of a WaitForFirstConsumer storage "
+            "class binds when the first pod that mounts it starts: the one that fills it "
+            f"(`videopipe models pull {model} --to {cache.mount_path}`, or the chart's "
+            "models.prefetch); otherwise see `kubectl describe pvc`.",
+        )
+
+
 __all__ = [
     "S3Clients",
     "SourceProblem",
     "check_bucket",
+    "check_model_cache",
     "check_worker_secrets",
     "connect",
     "credentials",

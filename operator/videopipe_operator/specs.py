@@ -29,6 +29,7 @@ SOURCE_DEFAULTS: dict[str, Any] = {
     "accelerator.gpuMinDurationSeconds": 600,
     "accelerator.assumedBitrateKbps": 2000,
     "worker.summary": False,
+    "worker.modelCache.mountPath": "/models",
     "jobs.backoffLimit": 1,
     "jobs.ttlSecondsAfterFinished": 3600,
     "jobs.successfulHistoryLimit": 50,
@@ -45,6 +46,7 @@ DEFAULT_BACKOFF_LIMIT: int = SOURCE_DEFAULTS["jobs.backoffLimit"]
 DEFAULT_TTL_SECONDS: int = SOURCE_DEFAULTS["jobs.ttlSecondsAfterFinished"]
 DEFAULT_SUCCESSFUL_HISTORY: int = SOURCE_DEFAULTS["jobs.successfulHistoryLimit"]
 DEFAULT_FAILED_HISTORY: int = SOURCE_DEFAULTS["jobs.failedHistoryLimit"]
+DEFAULT_MODEL_CACHE_PATH: str = SOURCE_DEFAULTS["worker.modelCache.mountPath"]
 
 
 def _int(value: Any, default: int) -> int:
@@ -125,6 +127,36 @@ class Scheduling:
             tolerations=tuple(dict(t) for t in worker.get("tolerations") or []),
             node_selector={str(k): str(v) for k, v in (worker.get("nodeSelector") or {}).items()},
             priority_class_name=worker.get("priorityClassName") or None,
+        )
+
+
+@dataclass(frozen=True)
+class ModelCache:
+    """The worker's model cache (`spec.worker.modelCache`): a read-only volume of models by name,
+    either a PersistentVolumeClaim (`claim_name`) or a GCS bucket through GKE's Cloud Storage
+    FUSE CSI driver (`bucket_name`); the CRD admits exactly one of them."""
+
+    mount_path: str = DEFAULT_MODEL_CACHE_PATH
+    claim_name: str | None = None
+    sub_path: str | None = None
+    bucket_name: str | None = None
+    only_dir: str | None = None
+    mount_options: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, worker: Json | None) -> ModelCache | None:
+        """None when the worker has no cache (it then downloads models into its /tmp)."""
+        raw = (worker or {}).get("modelCache")
+        if not raw:
+            return None
+        claim, gcs = raw.get("persistentVolumeClaim") or {}, raw.get("gcsFuse") or {}
+        return cls(
+            mount_path=raw.get("mountPath") or DEFAULT_MODEL_CACHE_PATH,
+            claim_name=claim.get("claimName") or None,
+            sub_path=claim.get("subPath") or None,
+            bucket_name=gcs.get("bucketName") or None,
+            only_dir=gcs.get("onlyDir") or None,
+            mount_options=tuple(str(o) for o in gcs.get("mountOptions") or ()),
         )
 
 
@@ -362,6 +394,10 @@ class VideoJobView:
         return Scheduling.parse(self.worker)
 
     @property
+    def model_cache(self) -> ModelCache | None:
+        return ModelCache.parse(self.worker)
+
+    @property
     def effective_phase(self) -> Phase:
         """The phase, except that a finished VideoJob whose spec changed since (a retry) is Pending.
 
@@ -388,6 +424,7 @@ __all__ = [
     "AcceleratorSpec",
     "EventsSpec",
     "JobsSpec",
+    "ModelCache",
     "NotificationSpec",
     "Scheduling",
     "SecretKeyRef",

@@ -75,6 +75,7 @@ def test_there_is_a_ci_values_file_per_feature() -> None:
         "paused",
         "spot",
         "events",
+        "models-cache",
     } <= names
 
 
@@ -205,6 +206,27 @@ BAD_VALUES = {
         "efect",
     ),
     "unknown monitoring key": ({"serviceMonitor": {"enable": True}}, "enable"),
+    "model cache of both kinds": (
+        {
+            "models": {
+                "cache": {
+                    "persistentVolumeClaim": {"claimName": "m"},
+                    "gcsFuse": {"bucketName": "models"},
+                }
+            }
+        },
+        "cache",
+    ),
+    "model cache of no kind": ({"models": {"cache": {"mountPath": "/models"}}}, "cache"),
+    "model cache under /tmp": (
+        {"models": {"cache": {"mountPath": "/tmp/m", "gcsFuse": {"bucketName": "models"}}}},
+        "mountPath",
+    ),
+    "model cache option with a comma": (
+        {"models": {"cache": {"gcsFuse": {"bucketName": "models", "mountOptions": ["a,b"]}}}},
+        "mountOptions",
+    ),
+    "prefetch name with a space": ({"models": {"prefetch": ["large v3"]}}, "prefetch"),
 }
 
 
@@ -286,6 +308,7 @@ OPERATOR_RULES = {
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "pods"): {"list"},
     ("", "secrets"): {"get"},
+    ("", "persistentvolumeclaims"): {"get"},
     ("", "events"): {"create"},
 }
 
@@ -462,6 +485,84 @@ def test_spot_scheduling_reaches_the_videosource(render) -> None:
 def test_gpu_node_pool_type_reaches_the_videosource(render) -> None:
     rendered: Rendered = render(load_values(CHART / "ci" / "gke-values.yaml"))
     assert rendered.one("VideoSource")["spec"]["accelerator"]["gpuType"] == "nvidia-l4"
+
+
+def test_model_cache_claim_reaches_the_videosource_and_the_prefetch_job_fills_it(
+    render,
+) -> None:
+    rendered: Rendered = render(load_values(CHART / "ci" / "models-cache-values.yaml"))
+    cache = rendered.one("VideoSource")["spec"]["worker"]["modelCache"]
+    assert cache == {"persistentVolumeClaim": {"claimName": "whisper-models", "subPath": "whisper"}}
+    job = rendered.one("Job", f"{FULLNAME}-models-prefetch")
+    assert job["metadata"]["namespace"] == NAMESPACE
+    assert job["metadata"]["annotations"] == {
+        "helm.sh/hook": "post-install,post-upgrade",
+        "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+    }
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == WORKER and pod["automountServiceAccountToken"] is False
+    # The claim read-write here (the workers mount it read-only), at the workers' mountPath.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["models"] == {
+        "name": "models",
+        "persistentVolumeClaim": {"claimName": "whisper-models"},
+    }
+    # One init container per model, in order, each pulling unless a sound copy is there.
+    pulls = pod["initContainers"]
+    assert [c["name"] for c in pulls] == ["pull-0", "pull-1"]
+    for container, name in zip(pulls, ["small", "large-v3"], strict=True):
+        assert container["command"] == ["/bin/sh", "-c"]
+        script, *args = container["args"]
+        assert args == ["prefetch", name, "/models"]  # the name is data, not script text
+        assert script == (
+            'videopipe models verify "$1" --cache "$2" || '
+            'videopipe models pull "$1" --to "$2" --force'
+        )
+    (listing,) = pod["containers"]
+    assert listing["args"] == ["models", "list", "--cache", "/models"]
+    for container in [*pulls, listing]:
+        assert container["image"] == "ghcr.io/videopipe/videopipe-worker:0.1.0"
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["models"] == {"name": "models", "mountPath": "/models", "subPath": "whisper"}
+        assert mounts["tmp"]["mountPath"] == "/tmp"
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert container["resources"]["limits"]["memory"] == "2Gi"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["fsGroup"] == 10001
+    # No ingress to it (it serves nothing); its egress to the hub stays open.
+    policy = rendered.one("NetworkPolicy", f"{FULLNAME}-models-prefetch")
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    assert selected.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in policy["spec"]
+
+
+def test_gcs_fuse_model_cache_reaches_the_gke_videosource(render) -> None:
+    rendered: Rendered = render(load_values(CHART / "ci" / "gke-values.yaml"))
+    worker = rendered.one("VideoSource")["spec"]["worker"]
+    assert worker["modelCache"] == {
+        "gcsFuse": {"bucketName": "my-project-models", "onlyDir": "whisper"}
+    }
+    assert worker["model"] == "large-v3-turbo"
+    assert not rendered.of_kind("Job")  # no prefetch into a bucket
+
+
+def test_no_model_cache_and_no_prefetch_by_default(render) -> None:
+    rendered: Rendered = render(load_values(CHART / "ci" / "videosource-values.yaml"))
+    assert "modelCache" not in rendered.one("VideoSource")["spec"]["worker"]
+    assert not rendered.of_kind("Job")
+
+
+def test_prefetch_without_a_claim_fails_at_render(render) -> None:
+    with pytest.raises(
+        helm.HelmError, match=r"models\.prefetch needs models\.cache\.persistentVolumeClaim"
+    ):
+        render({"models": {"prefetch": ["small"]}})
+    gcs = {"gcsFuse": {"bucketName": "my-models"}}
+    with pytest.raises(helm.HelmError, match=r"gcloud storage cp"):
+        render({"models": {"prefetch": ["small"], "cache": gcs}})
 
 
 def test_no_videosource_and_no_secret_by_default(render) -> None:

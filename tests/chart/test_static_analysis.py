@@ -94,7 +94,8 @@ def test_checkov_passes_on_the_worker_jobs_the_operator_creates(
     render, checkov: str, tmp_path: Path
 ) -> None:
     """CPU and GPU routes, with credentials, a summary and Spot scheduling, as the chart's
-    operator would create them (its worker ServiceAccount as the default)."""
+    operator would create them (its worker ServiceAccount as the default); and with a model
+    cache of each kind (a PersistentVolumeClaim, a GCS bucket through Cloud Storage FUSE)."""
     from videopipe_operator import manifests
     from videopipe_operator.config import Config
     from videopipe_operator.specs import VideoJobView
@@ -122,6 +123,14 @@ def test_checkov_passes_on_the_worker_jobs_the_operator_creates(
         job = manifests.build_job(VideoJobView.parse(videojob_body(source=source)), config)
         assert job["metadata"]["namespace"] == policies[0]["metadata"]["namespace"]
         (tmp_path / f"job-{policy}.yaml").write_text(yaml.safe_dump(job))
+    for kind, cache in (
+        ("pvc", {"persistentVolumeClaim": {"claimName": "whisper-models"}}),
+        ("gcsfuse", {"gcsFuse": {"bucketName": "my-models", "onlyDir": "whisper"}}),
+    ):
+        source = source_body(worker={"model": "large-v3", "modelCache": cache})
+        job = manifests.build_job(VideoJobView.parse(videojob_body(source=source)), config)
+        assert any(v["name"] == "model-cache" for v in job["spec"]["template"]["spec"]["volumes"])
+        (tmp_path / f"job-cache-{kind}.yaml").write_text(yaml.safe_dump(job))
     args = ["-d", str(tmp_path), "--framework", "kubernetes"]
     failed = run_checkov(checkov, args, WORKER_JOB_SKIPS)
     assert not failed, describe(failed)

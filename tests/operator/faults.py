@@ -56,6 +56,7 @@ KUBE_READS = (
     "list_jobs",
     "list_pods",
     "secret_data",
+    "get_pvc",
 )
 MUTATING_S3 = frozenset(
     {

@@ -140,3 +140,21 @@ def test_the_charts_videosource_values_mirror_the_crds_defaults() -> None:
             assert node == default, path
             mirrored += 1
     assert mirrored >= 8  # the chart sets most of them; a renamed key would silently drop out
+
+
+def test_model_cache_is_exactly_one_kind_with_the_codes_default_path() -> None:
+    """The rule itself is evaluated by the API server in tests/e2e/test_model_cache.py."""
+    from videopipe_operator.specs import DEFAULT_MODEL_CACHE_PATH, ModelCache
+
+    spec = version(load("videosources"))["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    cache = spec["properties"]["worker"]["properties"]["modelCache"]
+    assert set(cache["properties"]) == {"mountPath", "persistentVolumeClaim", "gcsFuse"}
+    rules = [v["rule"] for v in cache["x-kubernetes-validations"]]
+    assert rules == ["has(self.persistentVolumeClaim) != has(self.gcsFuse)"]
+    assert cache["properties"]["mountPath"]["default"] == DEFAULT_MODEL_CACHE_PATH == "/models"
+    assert cache["properties"]["persistentVolumeClaim"]["required"] == ["claimName"]
+    assert cache["properties"]["gcsFuse"]["required"] == ["bucketName"]
+    # An object written before the default existed still mounts where the CRD says.
+    parsed = ModelCache.parse({"modelCache": {"persistentVolumeClaim": {"claimName": "m"}}})
+    assert parsed is not None and parsed.mount_path == "/models" and parsed.claim_name == "m"
+    assert ModelCache.parse({"model": "small"}) is None

@@ -382,3 +382,109 @@ def test_the_default_model_is_the_workers() -> None:
     from videopipe_worker.transcribe import DEFAULT_MODEL
 
     assert WORKER_DEFAULT_MODEL == DEFAULT_MODEL
+
+
+# -- the model cache (spec.worker.modelCache) --
+
+PVC_CACHE: Json = {"persistentVolumeClaim": {"claimName": "whisper-models", "subPath": "v1"}}
+GCS_CACHE: Json = {
+    "mountPath": "/opt/models",
+    "gcsFuse": {
+        "bucketName": "my-project-models",
+        "onlyDir": "whisper/ct2",
+        "mountOptions": ["metadata-cache:ttl-secs:-1"],
+    },
+}
+
+
+def cached_job(config: Config, cache: Json, **worker: Any) -> Json:
+    source = source_body(worker={"model": "large-v3", **worker, "modelCache": cache})
+    return job_for(config, source=source)
+
+
+def test_pvc_model_cache_is_mounted_read_only(config: Config) -> None:
+    job = cached_job(config, PVC_CACHE)
+    pod = job["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["model-cache"] == {
+        "name": "model-cache",
+        "persistentVolumeClaim": {"claimName": "whisper-models", "readOnly": True},
+    }
+    mounts = {m["name"]: m for m in container(job)["volumeMounts"]}
+    # The default mountPath (the CRD's), the subPath on the mount, read-only on both sides.
+    assert mounts["model-cache"] == {
+        "name": "model-cache",
+        "mountPath": "/models",
+        "readOnly": True,
+        "subPath": "v1",
+    }
+    assert mounts["tmp"] == {"name": "tmp", "mountPath": "/tmp"}
+    args = container(job)["args"]
+    assert args[args.index("--model-cache") + 1] == "/models"
+    assert args[args.index("--model") + 1] == "large-v3"
+    # Nothing for GKE's FUSE sidecar injector: no bucket here.
+    assert manifests.GCSFUSE_ANNOTATION not in job["spec"]["template"]["metadata"]["annotations"]
+    assert container(job)["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_gcs_fuse_model_cache_is_a_read_only_csi_volume_with_the_sidecar_annotation(
+    config: Config,
+) -> None:
+    job = cached_job(config, GCS_CACHE)
+    template = job["spec"]["template"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["model-cache"]["csi"] == {
+        "driver": "gcsfuse.csi.storage.gke.io",
+        "readOnly": True,
+        "volumeAttributes": {
+            "bucketName": "my-project-models",
+            "mountOptions": "implicit-dirs,only-dir=whisper/ct2,metadata-cache:ttl-secs:-1",
+        },
+    }
+    mounts = {m["name"]: m for m in container(job)["volumeMounts"]}
+    assert mounts["model-cache"] == {
+        "name": "model-cache",
+        "mountPath": "/opt/models",
+        "readOnly": True,
+    }
+    args = container(job)["args"]
+    assert args[args.index("--model-cache") + 1] == "/opt/models"
+    # On the pod (where the webhook looks), not on the Job.
+    assert template["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
+    assert "gke-gcsfuse/volumes" not in job["metadata"]["annotations"]
+
+
+def test_gcs_fuse_without_only_dir_mounts_the_whole_bucket(config: Config) -> None:
+    job = cached_job(config, {"gcsFuse": {"bucketName": "models"}})
+    (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if "csi" in v]
+    assert volume["csi"]["volumeAttributes"] == {
+        "bucketName": "models",
+        "mountOptions": "implicit-dirs",
+    }
+
+
+def test_no_model_cache_changes_nothing(config: Config) -> None:
+    job = job_for(config, source=source_body(worker={"model": "small"}))
+    pod = job["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert [m["name"] for m in container(job)["volumeMounts"]] == ["tmp"]
+    assert "--model-cache" not in container(job)["args"]
+    assert job["spec"]["template"]["metadata"]["annotations"] == job["metadata"]["annotations"]
+
+
+def test_model_cache_is_snapshotted_in_the_videojob(config: Config) -> None:
+    """A source moved to another cache later changes no queued Job."""
+    source = source_body(worker={"modelCache": json.loads(json.dumps(PVC_CACHE))})
+    body = videojob_body(source=source)
+    source["spec"]["worker"]["modelCache"]["persistentVolumeClaim"]["claimName"] = "other"
+    pod = manifests.build_job(VideoJobView.parse(body), config)["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] != "tmp"]
+    assert claims == ["whisper-models"]
+
+
+@pytest.mark.parametrize("cache", [PVC_CACHE, GCS_CACHE], ids=["pvc", "gcsFuse"])
+def test_cached_jobs_are_valid_kubernetes(config: Config, cache: Json) -> None:
+    """Strict Kubernetes 1.35 schemas: a misspelt volume field would be refused."""
+    import kubernetes_validate
+
+    kubernetes_validate.validate(cached_job(config, cache), "1.35.4", strict=True)
