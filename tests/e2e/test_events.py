@@ -133,12 +133,14 @@ def passes(op: Operator, videopipe: Videopipe) -> float:
     return metric(text, "videopipe_poll_duration_seconds_count", source=label)
 
 
-def push(op: Operator, videopipe: Videopipe, body: bytes, token: str = TOKEN) -> tuple[int, Any]:
+def push(
+    op: Operator, videopipe: Videopipe, body: bytes, source: str = "talks", token: str = TOKEN
+) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", op.events_port, timeout=10)
     try:
         conn.request(
             "POST",
-            f"/events/{videopipe.namespace}/talks",
+            f"/events/{videopipe.namespace}/{source}",
             body=body,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )

@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Operator, Videopipe
+from tests.e2e.test_events import TOKEN, minio_event, push
 from tests.support import promql
 from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
+from tests.support.receiver import SECRET, Receiver
 
 pytestmark = pytest.mark.cluster
 
@@ -79,8 +81,23 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
     vp = videopipe
     started = time.monotonic()
     create_quota(vp, 0)
-    vp.create_source("talks", maxConcurrentJobs=2)
-    vp.create_source("offline", endpoint=f"http://127.0.0.1:{free_port()}")
+    # Webhooks (the first try answered 500) and pushed events on one source, an SQS queue that
+    # never answers on the other: the rows of bucket events and webhooks get data too.
+    receiver = Receiver([(500, {}, b"")])
+    vp.create_secret("hooks", secret=SECRET)
+    vp.create_secret("events", token=TOKEN)
+    vp.create_source(
+        "talks",
+        maxConcurrentJobs=2,
+        events={"http": {"tokenSecretRef": {"name": "events", "key": "token"}}},
+        notifications=[{"url": receiver.url, "secretRef": {"name": "hooks", "key": "secret"}}],
+    )
+    dead = f"http://127.0.0.1:{free_port()}"
+    vp.create_source(
+        "offline",
+        endpoint=dead,
+        events={"sqs": {"queueUrl": f"{dead}/000000000000/uploads", "endpoint": dead}},
+    )
     op = vp.start_operator(VIDEOPIPE_WATCH_SILENCE_SECONDS="10")
     health = HealthSampler(op).start()
     prometheus = PrometheusServer(
@@ -91,6 +108,8 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
         vp.wait(lambda: prometheus.value("up") == 1, 60, "first scrape")
         vp.upload("hello.mp4", talk_videos["hello"])
         vp.upload("corrupt.mp4", corrupt_video)
+        assert push(op, vp, minio_event(vp.bucket, "pending/hello.mp4"), "talks")[0] == 200
+        assert push(op, vp, minio_event(vp.bucket, "pending/hello.mp4"), "talks", "no")[0] == 401
 
         # The quota refuses the Jobs: counted as errors, and the videos wait with nothing running.
         vp.wait(
@@ -113,6 +132,8 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
         )
         finished = f'sum(videopipe_videojobs_finished_total{{source="{talks}"}})'
         vp.wait(lambda: prometheus.value(finished) == 2, 60, "both outcomes scraped")
+        delivered = f'sum(videopipe_notifications_total{{source="{talks}",outcome="delivered"}})'
+        vp.wait(lambda: prometheus.value(delivered) == 2, 60, "both webhooks delivered")
         run_seconds = time.monotonic() - started
         health.stop()
         assert health.samples > 10 and health.failures == [], health.failures
@@ -163,6 +184,7 @@ def test_prometheus_scrapes_the_operator_and_every_panel_has_data(
     finally:
         health.stop()
         prometheus.close()
+        receiver.close()
 
 
 def alert_state(prometheus: PrometheusServer, name: str, source: str | None) -> str | None:
