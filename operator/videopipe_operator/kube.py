@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import kopf
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -106,6 +107,11 @@ class Kube:
         except ApiException as e:
             if e.status not in (404, 409):
                 self.on_api_error(operation)
+            raise
+        except (urllib3.exceptions.HTTPError, OSError):
+            # No answer at all (refused, reset, timed out): the API server being unreachable
+            # is the failure the error counter most needs to show.
+            self.on_api_error(operation)
             raise
 
     def _json(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:

@@ -91,11 +91,23 @@ REALTIME_FACTOR = Histogram(
     buckets=RTF_BUCKETS,
 )
 S3_REQUESTS = Counter(
-    "videopipe_s3_requests_total", "S3 requests by the operator.", ["source", "operation"]
+    "videopipe_s3_requests_total",
+    "S3 calls by the operator (one per boto3 call, however many HTTP attempts it took).",
+    ["source", "operation"],
 )
 S3_ERRORS = Counter(
     "videopipe_s3_errors_total",
-    "S3 requests that failed (expected answers such as 404 on HEAD are not errors).",
+    "S3 calls that failed after boto3's retries (404 on HEAD, 304 and 412 are answers).",
+    ["source", "operation", "reason"],
+)
+S3_ATTEMPTS = Counter(
+    "videopipe_s3_attempts_total",
+    "HTTP attempts of the operator's S3 calls (a call retried twice is three attempts).",
+    ["source", "operation"],
+)
+S3_RETRIES = Counter(
+    "videopipe_s3_retries_total",
+    "S3 attempts that failed and were tried again, by reason (Throttled: 503 SlowDown).",
     ["source", "operation", "reason"],
 )
 POLL_DURATION = Histogram(
@@ -196,6 +208,8 @@ ALL_METRICS = (
     REALTIME_FACTOR,
     S3_REQUESTS,
     S3_ERRORS,
+    S3_ATTEMPTS,
+    S3_RETRIES,
     POLL_DURATION,
     LAST_POLL,
     POLL_INTERVAL,
@@ -223,8 +237,32 @@ def source_label(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
+def _attempt_failure(response: Any, caught_exception: Any) -> str | None:
+    """The reason an S3 attempt failed, or None for an answer (2xx, 304, 404, 412)."""
+    if caught_exception is not None:
+        return classify(caught_exception)
+    if response is None:
+        return None
+    http_response, parsed = response
+    status = getattr(http_response, "status_code", 200)
+    if status < 400 or status in _S3_EXPECTED:
+        return None
+    code = str(((parsed or {}).get("Error") or {}).get("Code", ""))
+    return classify_answer(code, status)
+
+
+_LAST_FAILURE = "videopipe_last_failure"  # key in botocore's per-call request context
+
+
 def instrument_s3(s3_client: Any, source: str) -> Any:
-    """Count every request and failure of a boto3 S3 client (botocore event hooks)."""
+    """Count every call, attempt, retry and failure of a boto3 S3 client (botocore events).
+
+    `after-call` / `after-call-error` fire once per call, after boto3's own retries, so they
+    cannot see a SlowDown that a retry cured; `needs-retry` fires after every HTTP attempt.
+    Whether boto3 retries is decided by another handler of the same event, so a failed
+    attempt is counted as retried when the next attempt of its call arrives (`attempts` > 1);
+    the failure is kept in the call's request context until then.
+    """
 
     def after_call(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any):
         operation = getattr(model, "name", "Unknown")
@@ -242,9 +280,31 @@ def instrument_s3(s3_client: Any, source: str) -> Any:
         S3_REQUESTS.labels(source=source, operation=operation).inc()
         S3_ERRORS.labels(source=source, operation=operation, reason=classify(exception)).inc()
 
+    def needs_retry(
+        attempts: int = 1,
+        operation: Any = None,
+        request_dict: Any = None,
+        response: Any = None,
+        caught_exception: Any = None,
+        **_: Any,
+    ) -> None:
+        name = getattr(operation, "name", "Unknown")
+        S3_ATTEMPTS.labels(source=source, operation=name).inc()
+        context = (request_dict or {}).get("context")
+        if context is None:
+            return
+        previous = context.pop(_LAST_FAILURE, None)
+        if attempts > 1 and previous is not None:
+            S3_RETRIES.labels(source=source, operation=name, reason=previous).inc()
+        failure = _attempt_failure(response, caught_exception)
+        if failure is not None:
+            context[_LAST_FAILURE] = failure
+        return None  # never a retry decision of our own
+
     events = s3_client.meta.events
     events.register("after-call.s3", after_call)
     events.register("after-call-error.s3", after_error)
+    events.register("needs-retry.s3", needs_retry)
     return s3_client
 
 

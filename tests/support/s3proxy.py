@@ -13,10 +13,15 @@ is told to drop for given methods, so the store really never sees them:
 It can also be a store under load: `FlakyReads` answers ranged GETs (how ffmpeg and the
 worker's range probe read a video) with `503 SlowDown` or drops the connection half-way
 through the body, on a fixed schedule per client so that a test knows each fault was met.
+`Scripted` is a store that throttles or resets whatever comes first: the next requests of
+any kind get its actions in turn (`"503"` SlowDown, `"reset"`: the connection is reset
+before any answer), then everything is forwarded.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import urllib.error
 import urllib.request
@@ -65,13 +70,38 @@ class FlakyReads:
         return action
 
 
+@dataclass
+class Scripted:
+    """Faults for the next requests, whatever they are: `actions` in turn, then none.
+
+    `injected` counts the faults dealt, so that a test compares what a client counted with
+    what it met."""
+
+    actions: list[str] = field(default_factory=list)
+    injected: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_action(self) -> str:
+        with self._lock:
+            if not self.actions:
+                return "ok"
+            action = self.actions.pop(0)
+            self.injected[action] += 1
+        return action
+
+
 class S3Proxy(LocalServer):
     """Forwards to `upstream`, minus the headers in `drop` (header -> methods)."""
 
     def __init__(
-        self, upstream: str, drop: dict[str, set[str]], faults: FlakyReads | None = None
+        self,
+        upstream: str,
+        drop: dict[str, set[str]],
+        faults: FlakyReads | None = None,
+        script: Scripted | None = None,
     ) -> None:
         self.faults = faults
+        self.script = script
         self.dropped = 0  # headers removed so far
         self.full_gets = 0  # GETs answered with the whole object (200)
         proxy = self
@@ -81,8 +111,15 @@ class S3Proxy(LocalServer):
 
             def _forward(self) -> None:
                 body = self._body()
-                action = "ok"
-                if faults and self.command == "GET" and "Range" in self.headers:
+                action = script.next_action() if script else "ok"
+                if action == "reset":
+                    # Linger 0: closing sends RST, not FIN, as a store's overloaded balancer.
+                    linger = struct.pack("ii", 1, 0)
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if action == "ok" and faults and self.command == "GET" and "Range" in self.headers:
                     action = faults.next_action(self.headers.get("User-Agent", ""))
                 if action == "503":
                     self.send_response(503)
@@ -160,4 +197,4 @@ class S3Proxy(LocalServer):
         self._serve(Handler)
 
 
-__all__ = ["NO_RANGES", "UNCONDITIONAL_WRITES", "FlakyReads", "S3Proxy"]
+__all__ = ["NO_RANGES", "UNCONDITIONAL_WRITES", "FlakyReads", "S3Proxy", "Scripted"]
