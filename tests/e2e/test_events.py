@@ -95,7 +95,9 @@ def test_an_sqs_event_dispatches_an_upload_without_waiting_for_the_poll(
     waited = time.monotonic() - uploaded
     assert waited < 30, waited  # an hour-long poll interval: only the event can explain it
     assert vj["spec"]["key"] == f"pending/{path}"
-    assert discovered(op, videopipe, "event") == 1 and discovered(op, videopipe, "poll") == 0
+    # The counter follows the VideoJob's creation (and its Event) by a moment.
+    videopipe.wait(lambda: discovered(op, videopipe, "event") == 1, timeout=10, message="counted")
+    assert discovered(op, videopipe, "poll") == 0
     # The message is deleted once its pass has run (the TestEvent at once).
     videopipe.wait(lambda: in_queue(sqs, url) == 0, timeout=30, message="the queue drained")
     videopipe.wait(
@@ -124,7 +126,8 @@ def test_an_event_lost_on_the_way_is_picked_up_by_the_next_poll(
     ):
         sqs.delete_message(QueueUrl=lost_url, ReceiptHandle=message["ReceiptHandle"])
     videopipe.wait(lambda: videopipe.videojob_for("lost.mp4"), timeout=60, message="polled")
-    assert discovered(op, videopipe, "poll") == 1 and discovered(op, videopipe, "event") == 0
+    videopipe.wait(lambda: discovered(op, videopipe, "poll") == 1, timeout=10, message="counted")
+    assert discovered(op, videopipe, "event") == 0
 
 
 def passes(op: Operator, videopipe: Videopipe) -> float:
@@ -230,7 +233,7 @@ def test_pushed_events_from_minio_and_pubsub_dispatch_and_bad_pushes_change_noth
         "from gcs/clip.mp4",
         "from minio.mp4",
     ]
-    assert discovered(op, videopipe, "event") == 2
+    videopipe.wait(lambda: discovered(op, videopipe, "event") == 2, timeout=10, message="counted")
     text = op.get("/metrics", port=op.metrics_port)[1]
     label = f"{videopipe.namespace}/talks"
     rejected = {
