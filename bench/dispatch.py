@@ -38,7 +38,6 @@ import os
 import random
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ from videopipe_operator.constants import (  # noqa: E402
 )
 
 from tests.cluster.harness import Cluster, unless_gone, wait_for  # noqa: E402
+from tests.e2e.conftest import Operator  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 GROUP, VERSION = "videopipe.dev", "v1alpha1"
@@ -156,34 +156,8 @@ class JobWatch(threading.Thread):
             self._watch.stop()
 
 
-@dataclass
-class Operator:
-    process: subprocess.Popen[bytes]
-    log: Path
-    health_port: int
-    metrics_port: int
-    events_port: int
-
-    def get(self, port: int, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:  # not listening yet
-            return 0, ""
-
-    def metrics(self) -> str:
-        return self.get(self.metrics_port, "/metrics")[1]
-
-    def stop(self, timeout: float = 60) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+def scrape(op: Operator) -> str:
+    return op.get("/metrics", port=op.metrics_port)[1]
 
 
 def start_operator(cluster: Cluster, namespace: str, workdir: Path) -> Operator:
@@ -207,7 +181,7 @@ def start_operator(cluster: Cluster, namespace: str, workdir: Path) -> Operator:
         )
     op = Operator(process, log, health, metrics_port, events_port)
     wait_for(
-        lambda: process.poll() is not None or op.get(health, "/readyz")[0] == 200,
+        lambda: process.poll() is not None or op.get("/readyz")[0] == 200,
         timeout=60,
         message="operator ready",
     )
@@ -370,7 +344,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Json:
             message="the push receiver knows the source",
         )
         wait_for(
-            lambda: f'kind="sqs",source="{namespace}/sqs"' in op.metrics(),
+            lambda: f'kind="sqs",source="{namespace}/sqs"' in scrape(op),
             timeout=30,
             message="the SQS consumer running",
         )
@@ -406,7 +380,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Json:
             wait_for(all_seen, timeout=60 + args.margin, interval=0.5, message="a Job per upload")
         except TimeoutError as e:
             print(f"warning: {e}", file=sys.stderr)
-        metrics_text = op.metrics()
+        metrics_text = scrape(op)
 
         rows: dict[str, Json] = {}
         for kind, source in sources.items():

@@ -85,11 +85,6 @@ class Deliveries:
                 heapq.heappush(self._due, _Due(_epoch(entry.get("nextTryAt")), key))
             self._cond.notify()
 
-    @property
-    def scheduled(self) -> int:
-        with self._cond:
-            return len(self._tasks)
-
     def close(self, wait: float = 5.0) -> None:
         """Stop scheduling; tries in flight get up to `wait` seconds (the rest stay Pending)."""
         with self._cond:

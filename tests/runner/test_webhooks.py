@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +63,8 @@ from videopipe.webhooks import (
     signature_headers,
 )
 
-from tests.support.localserver import LocalServer
 from tests.support.ports import free_port
+from tests.support.receiver import HANG, TRICKLE, Receiver, Request
 
 SECRET = "whsec_" + base64.b64encode(b"videopipe test secret: 32 bytes!").decode()
 SOURCE = "/namespaces/media/videosources/lectures"
@@ -114,72 +113,6 @@ def watching() -> Iterator[Watch]:
 
 
 # -- receivers -------------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-HANG = "hang"  # read the request, then answer nothing
-TRICKLE = "trickle"  # answer a byte at a time, never finishing the headers
-
-
-class Receiver(LocalServer):
-    """A webhook receiver that records every request and gives the answers it is told, in turn.
-
-    An answer is `(status, headers, body)`, HANG or TRICKLE; when they run out, 204.
-    """
-
-    def __init__(self, answers: list[Any], tls: ssl.SSLContext | None = None) -> None:
-        self.requests: list[Request] = []
-        self.answers = list(answers)
-        self.release = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append(Request(self.path, dict(self.headers.items()), body))
-                answer = receiver.answers.pop(0) if receiver.answers else (204, {}, b"")
-                if answer == HANG:
-                    receiver.release.wait(10)
-                    return
-                if answer == TRICKLE:
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
-                    for _ in range(50):
-                        if receiver.release.wait(0.1):
-                            return
-                        self.wfile.write(b"X")
-                        self.wfile.flush()
-                    return
-                status, headers, payload = answer
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        if tls is None:
-            self._serve(Handler)
-        else:
-            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-            threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def close(self) -> None:
-        self.release.set()
-        super().close()
 
 
 @pytest.fixture
